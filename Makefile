@@ -1,0 +1,84 @@
+# gridmap on a fresh Debian 12 machine: `make run` (API on http://127.0.0.1:8000/) and `make test`.
+# Everything else (Debian packages, the virtualenv, the local PostGIS cluster under var/, the
+# schema, the demo data) is set up on the way, and skipped quickly when it is already there.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Debian packages the project needs. Append here; `make deps` installs whatever is missing.
+DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 acl
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
+
+.PHONY: help deps venv db run test stop lint clean
+
+help:
+	@echo "make run     install what is missing, start the local PostGIS cluster, migrate, load the"
+	@echo "             demo, serve on HOST:PORT (default 127.0.0.1:8000)"
+	@echo "make test    the same set-up, then pytest (extra arguments: PYTEST_ARGS='-k foo -x')"
+	@echo "make deps    install missing Debian packages: $(DEB_PACKAGES)"
+	@echo "make venv    create .venv and install the project (again when pyproject.toml changes)"
+	@echo "make db      start the local cluster (data in var/) and migrate the schema"
+	@echo "make stop    stop the local cluster"
+	@echo "make lint    ruff check"
+	@echo "make clean   stop the cluster and DELETE var/ (the local database and its passwords)"
+
+# No apt call at all when everything is installed: dpkg-query answers in milliseconds.
+deps:
+	@missing=""; \
+	for pkg in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Abbrev}' "$$pkg" 2>/dev/null | grep -q '^ii' \
+	    || missing="$$missing $$pkg"; \
+	done; \
+	if ! $(BIN)/python -c '' 2>/dev/null; then \
+	  if ! command -v $(PYTHON) >/dev/null; then missing="$$missing python3 python3-venv"; \
+	  elif ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then missing="$$missing python3-venv"; \
+	  fi; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null; then \
+	    echo "not a Debian system: install$$missing (or their equivalents) yourself" >&2; exit 1; \
+	  fi; \
+	  if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
+	    echo "missing Debian packages:$$missing; run 'make deps' as root (no sudo here)" >&2; exit 1; \
+	  fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  $(APT) update; \
+	  $(APT) install -y --no-install-recommends $$missing; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml | deps
+	@$(BIN)/python -c '' 2>/dev/null || $(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+db: venv
+	$(BIN)/gridmap db up
+	$(BIN)/gridmap db migrate
+
+run: db
+	$(BIN)/gridmap demo
+	$(BIN)/gridmap serve $(if $(HOST),--host '$(HOST)') $(if $(PORT),--port '$(PORT)')
+
+test: db
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+stop:
+	@if [ -x $(BIN)/gridmap ]; then $(BIN)/gridmap db down; \
+	elif [ -e var/pgdata/postmaster.pid ]; then \
+	  echo "the cluster in var/ may run but .venv is missing: run 'make venv stop'" >&2; exit 1; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean: stop
+	rm -rf var

@@ -1,0 +1,78 @@
+"""The Starlette application factory. Importing this module does no I/O; the engine lives in the
+lifespan and is disposed of at shutdown."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from api.graphql import JSONResponse, graphql_endpoint
+from api.schema import sdl
+from api.settings import ROOT, Settings
+from geo.db import make_engine
+
+LANDING = Path(__file__).with_name("landing.html")
+# Map pages add themselves here as (path, title) so the landing page links them.
+MAP_PAGES: list[tuple[str, str]] = []
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.engine = make_engine(settings.require_database(), pool_size=settings.pool_size)
+        try:
+            yield
+        finally:
+            app.state.engine.dispose()
+
+    routes = [
+        Route("/", landing),
+        Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        Route("/schema.graphql", schema_sdl),
+        Route("/docs", docs),
+        Route("/healthz", healthz),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def landing(request: Request) -> Response:
+    maps = "".join(
+        f'<li><a href="{html.escape(path)}">{html.escape(title)}</a></li>'
+        for path, title in MAP_PAGES
+    )
+    page = LANDING.read_text(encoding="utf-8")
+    return HTMLResponse(page.replace("{maps}", maps or "<li>No map pages yet.</li>"))
+
+
+async def schema_sdl(request: Request) -> Response:
+    return PlainTextResponse(sdl())
+
+
+async def docs(request: Request) -> Response:
+    readme = ROOT / "README.md"
+    body = readme.read_text(encoding="utf-8") if readme.exists() else "README.md is missing."
+    return PlainTextResponse(body, media_type="text/markdown; charset=utf-8")
+
+
+async def healthz(request: Request) -> Response:
+    def ping() -> None:
+        with request.app.state.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    try:
+        await run_in_threadpool(ping)
+    except Exception:
+        return JSONResponse({"status": "unavailable", "database": False}, 503)
+    return JSONResponse({"status": "ok", "database": True})

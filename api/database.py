@@ -1,0 +1,53 @@
+"""One database transaction per request, used from async code without blocking the event loop.
+
+psycopg2 blocks, so every call runs in Starlette's thread pool. Calls of one request are
+serialized by a lock: they share one connection and one transaction, in which the caller's scope
+is set first (``geo.db.set_scope``) so row-level security sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from geo.db import set_scope
+
+R = TypeVar("R")
+
+
+class RequestDB:
+    def __init__(self, engine: Engine, scope: Mapping[str, str]) -> None:
+        self._engine = engine
+        self._scope = scope
+        self._session: Session | None = None
+        self._lock = asyncio.Lock()
+
+    async def run(self, fn: Callable[..., R], /, **kwargs: Any) -> R:
+        """``fn(session=…, **kwargs)`` inside this request's transaction."""
+        async with self._lock:
+            return await run_in_threadpool(self._call, fn, kwargs)
+
+    def _call(self, fn: Callable[..., R], kwargs: dict[str, Any]) -> R:
+        if self._session is None:
+            self._session = Session(self._engine)
+            self._session.begin()
+            set_scope(self._session, self._scope)
+        return fn(session=self._session, **kwargs)
+
+    async def close(self, *, commit: bool = False) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await run_in_threadpool(_finish, session, commit)
+
+
+def _finish(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+    finally:
+        session.close()

@@ -1,0 +1,115 @@
+"""The root Query: lists with spatial filters, lookups by code, `node(id:)` and `placeAt`."""
+
+# No `from __future__ import annotations` here: the field factories below annotate their
+# resolvers with the class they are made for, which must be evaluated when they are made.
+
+from typing import Annotated, Any
+
+import strawberry
+
+from api.schema.areas import (
+    NODE_TYPES,
+    Building,
+    Community,
+    District,
+    Grid,
+    Household,
+    MicroGrid,
+    Subdistrict,
+)
+from api.schema.base import GeoJSON, NearInput, RowNode, filters, list_connection
+from api.schema.context import Info
+from api.schema.merchants import Merchant
+from api.schema.relay import DEFAULT_PAGE, Connection, Node, parse_global_id
+from api.schema.workers import Worker
+from geo import queries as q
+from geo.errors import BadInput, NotFound
+from geo.geojson import check_point
+
+TYPES: dict[str, type[RowNode]] = {**NODE_TYPES, "Worker": Worker, "Merchant": Merchant}
+
+WITHIN = "Only things whose geometry lies within this GeoJSON geometry."
+INTERSECTS = "Only things whose geometry intersects this GeoJSON geometry."
+NEAR = "Only things within `meters` of a point, nearest first, each with `distanceMeters`."
+SCOPE = "Only things inside the area with this code (district … micro-grid)."
+
+
+def _spatial_list(cls: type[RowNode]) -> Any:
+    async def resolve(
+        info: Info,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        within: Annotated[GeoJSON | None, strawberry.argument(description=WITHIN)] = None,
+        intersects: Annotated[GeoJSON | None, strawberry.argument(description=INTERSECTS)] = None,
+        near: Annotated[NearInput | None, strawberry.argument(description=NEAR)] = None,
+        scope: Annotated[str | None, strawberry.argument(description=SCOPE)] = None,
+    ) -> Connection[cls]:  # type: ignore[valid-type]
+        where = filters(within=within, intersects=intersects, near=near, scope=scope)
+        return await list_connection(info, cls, first=first, after=after, where=where)
+
+    return strawberry.field(resolver=resolve, description=f"{cls.entity.name} list (Relay).")
+
+
+def _by_code(cls: type[RowNode]) -> Any:
+    async def resolve(info: Info, code: str) -> cls | None:  # type: ignore[valid-type]
+        row = await info.context.loaders.by_code(cls.entity).load(code)
+        if row is None:
+            raise NotFound("code", f"no {cls.entity.name} has code {code!r}")
+        return cls.from_row(row)
+
+    return strawberry.field(resolver=resolve, description=f"The {cls.entity.name} with this code.")
+
+
+@strawberry.type(description="The areas and the building that contain a point.")
+class Place:
+    community: Community | None
+    grid: Grid | None
+    micro_grid: MicroGrid | None
+    building: Building | None
+
+
+@strawberry.type
+class Query:
+    districts = _spatial_list(District)
+    subdistricts = _spatial_list(Subdistrict)
+    communities = _spatial_list(Community)
+    grids = _spatial_list(Grid)
+    micro_grids = _spatial_list(MicroGrid)
+    buildings = _spatial_list(Building)
+    households = _spatial_list(Household)
+    merchants = _spatial_list(Merchant)
+
+    district = _by_code(District)
+    subdistrict = _by_code(Subdistrict)
+    community = _by_code(Community)
+    grid = _by_code(Grid)
+    micro_grid = _by_code(MicroGrid)
+    building = _by_code(Building)
+    household = _by_code(Household)
+    worker = _by_code(Worker)
+    merchant = _by_code(Merchant)
+
+    @strawberry.field(description="Workers (Relay), by staff number.")
+    async def workers(
+        self, info: Info, first: int = DEFAULT_PAGE, after: str | None = None
+    ) -> Connection[Worker]:
+        return await list_connection(info, Worker, first=first, after=after, where=q.Filters())
+
+    @strawberry.field(description="Any object by its global ID (Relay).")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        type_name, key = parse_global_id(id, argument="id")
+        cls = TYPES.get(type_name)
+        if cls is None:
+            raise BadInput("id", f"{id!r} is not a global ID of this API")
+        return cls.from_optional(await info.context.loaders.by_id(cls.entity).load(key))
+
+    @strawberry.field(description="The community, grid, micro-grid and building at a point.")
+    async def place_at(self, info: Info, lon: float, lat: float) -> Place:
+        check_point(lon, lat)
+        found = await info.context.db.run(q.place_at, lon=lon, lat=lat)
+        return Place(
+            community=Community.from_optional(found["Community"]),
+            grid=Grid.from_optional(found["Grid"]),
+            micro_grid=MicroGrid.from_optional(found["MicroGrid"]),
+            building=Building.from_optional(found["Building"]),
+        )

@@ -1,0 +1,51 @@
+"""One settings object for the app, the CLI and the tests.
+
+Values come from the environment (prefix ``GRIDMAP_``), then from ``var/gridmap.env``, which
+``gridmap db up`` writes for the project-local cluster, so the CLI and ``make run`` agree with no
+variables set. The usual ``DATABASE_URL``, ``HOST`` and ``PORT`` are honoured too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR = ROOT / "var"
+ENV_FILE = VAR / "gridmap.env"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GRIDMAP_", env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    # The app serves requests as this role: it owns nothing (row-level security keys on it).
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("GRIDMAP_DATABASE_URL", "DATABASE_URL")
+    )
+    # Migrations and the demo loader run as the tables' owner.
+    owner_database_url: str | None = None
+    secret_key: str = "dev-insecure-key"
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("GRIDMAP_HOST", "HOST"))
+    port: int = Field(default=8000, validation_alias=AliasChoices("GRIDMAP_PORT", "PORT"))
+    timezone: str = "Asia/Shanghai"
+    pool_size: int = 10
+
+    @model_validator(mode="after")
+    def _owner_defaults_to_app_url(self) -> Settings:
+        if self.owner_database_url is None:
+            self.owner_database_url = self.database_url
+        return self
+
+    def require_database(self) -> str:
+        if not self.database_url:
+            raise RuntimeError(
+                "no database configured: run `gridmap db up` (or `make run`) to start the local "
+                "PostGIS cluster, or set DATABASE_URL to an existing PostGIS server"
+            )
+        return self.database_url

@@ -1,0 +1,1873 @@
+"""The demo district: a seeded, realistic 静安区 grown around 天目西路街道, bulk-loaded with COPY.
+
+Why it exists: every analysis (coverage, hotspots, matching, routes) and every map needs a city
+to run on before real data is imported, and tests need the same city every time. So the demo is
+deterministic (same ``households`` and ``seed``, same rows, ids and geometries, whatever day it
+is loaded on) and believable: real division codes and names (``geo/data``), a street
+grid with blocks, parcels and building footprints of real sizes, families with ages, relations,
+ID numbers and special-group flags consistent with their class, workers of every role, and a
+commercial street with its shops.
+
+The shape of the city, from the top:
+
+- Streets run on a lattice that is regular but not perfect: columns and rows of uneven width,
+  north-south streets that jog a little at every crossing, arterials every few streets. The cell
+  between four street centre lines is a *block cell*; the built block is the cell less half of
+  each street around it.
+- A block cell is cut (guillotine splits) into parcels that tile it exactly; each parcel is a
+  micro-grid holding one building set back inside the block. A grid is a run of about three
+  contiguous cells, a community a run of grids, a subdistrict a run of communities, all taken
+  along one generalized Hilbert curve over the lattice, so every level is contiguous and compact
+  and every level's geometry is exactly the union of the level below (all edges are axis
+  aligned and share their coordinates, so unions are clean and ``ST_CoveredBy`` holds exactly).
+- Areas reach the street centre lines, so a case reported on a street still falls in a grid;
+  buildings (and so households) stay inside the blocks.
+
+Scaling follows how a city grows: about 500 households per grid, one building per micro-grid and
+about 16.7 households per building at every size; communities hold more grids as they grow (3 or
+so at the default, up to 8–12); past ~60 grids a subdistrict splits and the real subdistricts of
+静安区 with their real communities are used, the default one (天目西路街道) in the middle; past the
+267 real communities, further ones get codes 201+ and a name marked 生成.
+
+Loading is one transaction: COPY of text rows (geometries as hex EWKB) streamed from a generating
+thread, with household and person indexes and foreign keys suspended during the copy and rebuilt
+(and validated) at the end, the code-prefix triggers running as usual.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+import itertools
+import math
+import queue
+import random
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import shapely
+from shapely.geometry import MultiPolygon, Polygon, box
+from sqlalchemy.engine import make_url
+from tqdm import tqdm
+
+from geo.errors import GridmapError
+
+DEMO_VERSION = 1
+
+DATA = Path(__file__).with_name("data")
+DISTRICT_CODE = "310106"
+DISTRICT_NAME = "静安区"  # geo/data/SOURCE.md: the CSVs are cut from 静安区 (310106)
+HOME_SUBDISTRICT = "310106015"  # 天目西路街道, the default demo
+CENTRE_LON, CENTRE_LAT = 121.452, 31.248
+SRID = 4326
+# Ages, birth dates and move-in dates are as of this year, not today: the demo must not change
+# with the day it is loaded on.
+REF_YEAR = 2025
+
+MAX_HOUSEHOLDS = 2_000_000
+HOUSEHOLDS_PER_GRID = 500
+BUILDINGS_PER_HOUSEHOLD = 300 / 5000  # the default: 300 buildings for 5,000 households
+BUILDINGS_PER_CELL = 10
+# The default subdistrict covers 1.8 km² (天目西路街道's real area) in 30 block cells.
+CELL_SIDE_M = math.sqrt(1_800_000 / 30)
+GRIDS_PER_SUBDISTRICT = 60
+MERCHANTS_PER_SUBDISTRICT = 100
+COMMERCIAL_STREET_MAX_CELLS = 7  # about 1.7 km of shops
+CHUNK_HOUSEHOLDS = 25_000  # households per COPY statement
+
+# Tables the demo fills, parents first.
+TABLES = (
+    "district",
+    "subdistrict",
+    "community",
+    "grid",
+    "micro_grid",
+    "building",
+    "household",
+    "person",
+    "worker",
+    "worker_grid",
+    "merchant",
+)
+# Large tables whose secondary indexes and foreign keys are rebuilt after the copy.
+BULK_TABLES = ("household", "person")
+
+
+class DemoError(GridmapError):
+    """The demo cannot be loaded here as asked; the message says why and what to do."""
+
+    code = "DEMO_CONFLICT"
+
+
+@dataclass
+class DemoSummary:
+    """What ``load_demo`` did, for people (``str()``) and machines (``dataclasses.asdict``)."""
+
+    status: str  # "loaded", "reloaded", "upgraded" or "current"
+    version: int
+    households: int
+    seed: int
+    counts: dict[str, int]
+    seconds: float
+    stages: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{n:,} {t}" for t, n in self.counts.items())
+        return f"{self.message} ({counts}; {self.seconds:.1f} s)"
+
+
+# --------------------------------------------------------------------------------------------
+# Names and numbers
+# --------------------------------------------------------------------------------------------
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+# Common surnames, roughly most frequent first (Shanghai's 沈, 陆, 顾, 徐 ranked up).
+SURNAMES = _words(
+    "王 张 陈 李 刘 徐 朱 周 沈 陆 顾 吴 杨 黄 孙 胡 金 钱 姚 蒋 俞 潘 汪 施 许 赵 马 郭 何 高 林 "
+    "郑 唐 曹 范 方 严 袁 毛 丁 邱 戴 倪 夏 龚 邵 程 宋 谢 韩 冯 董 叶 杜 魏 吕 任 姜 蔡 彭 卢 殷 "
+    "秦 葛 薛 江 储 邹 尤 奚 盛 瞿 缪 费 庄 贝 屠 翁 卞 须"
+)
+_SURNAME_CUM: list[float] = []
+_acc = 0.0
+for _rank in range(len(SURNAMES)):
+    _acc += 1.0 / (_rank + 6)
+    _SURNAME_CUM.append(_acc)
+
+# Given names by birth cohort and gender: what a 1940s, a 1970s, a 1990s and a 2010s child was
+# called. Keys: (cohort, gender).
+_GIVEN = {
+    ("old", "M"): (
+        "建国 国庆 国华 德明 志明 福根 金生 根宝 永康 志刚 家明 宝林 文忠 明德 兴华 长根 荣生 "
+        "正德 关林 仁杰 士杰 宝根 庆华 金福 德华 振华 鸿 耀 福生 顺发"
+    ),
+    ("old", "F"): (
+        "秀英 桂英 玉兰 凤英 秀珍 月娥 金娣 翠英 素珍 美娟 佩芬 雅琴 惠珍 玉珍 宝珠 兰英 梅芳 "
+        "丽华 淑贞 彩娣 凤仙 巧英 根娣 杏芬 雪英 爱珍 琴芳 佩华 菊英 阿娣"
+    ),
+    ("mid", "M"): (
+        "卫东 建华 伟 军 勇 强 斌 杰 志强 海 国强 建平 伟民 小龙 忠 卫国 明 刚 平 宏 峰 建军 文斌 "
+        "晓东 立新 海涛 红兵 永刚 国平 伟国"
+    ),
+    ("mid", "F"): (
+        "红 丽 敏 静 燕 海燕 丽华 红梅 晓红 建英 玲 萍 霞 丽萍 美华 慧 芳 琴 卫红 晓燕 雪芳 秀华 "
+        "丽娟 春燕 红霞 凤 英 蓉 莉 文英"
+    ),
+    ("young", "M"): (
+        "磊 杰 洋 俊 浩 涛 鹏 晨 俊杰 超 毅 斌 宇 昊 骏 炜 佳伟 晓峰 文杰 成 亮 鑫 俊辉 天 逸 辰 "
+        "宏伟 晓明 志伟 嘉诚"
+    ),
+    ("young", "F"): (
+        "婷 晶 佳 雪 倩 颖 洁 琳 丹 婷婷 晓婷 佳怡 雯 蕾 慧敏 诗韵 思佳 艳 娜 悦 璐 嘉敏 晓雯 怡 "
+        "瑾 佳琪 文静 瑶 菁 雅婷"
+    ),
+    ("new", "M"): (
+        "子涵 浩然 宇轩 梓豪 一鸣 俊熙 天佑 思远 沐宸 子墨 浩宇 奕辰 皓轩 睿 铭泽 嘉懿 宇航 子轩 "
+        "博文 亦凡 晨阳 锦程 明轩 梓睿 泽宇 书恒 乐天 景行 承泽 一航"
+    ),
+    ("new", "F"): (
+        "欣怡 梓涵 雨桐 子萱 诗涵 一诺 可馨 梓萱 紫涵 语嫣 思彤 佳怡 雨欣 若汐 梦瑶 可欣 芷若 "
+        "安琪 晨曦 依诺 沐晴 语桐 心怡 思琪 欣妍 昕悦 雅琪 梓晴 诗琪 悦"
+    ),
+}
+GIVEN_NAMES = {key: _words(value) for key, value in _GIVEN.items()}
+# Given-name characters of each cohort, to make names beyond the lists (first + last char).
+_GIVEN_CHARS = {
+    key: ("".join(n[0] for n in names), "".join(n[-1] for n in names))
+    for key, names in GIVEN_NAMES.items()
+}
+
+
+def _cohort(birth_year: int) -> str:
+    if birth_year < 1955:
+        return "old"
+    if birth_year < 1980:
+        return "mid"
+    if birth_year < 2000:
+        return "young"
+    return "new"
+
+
+_COHORT_OF_YEAR = {y: _cohort(y) for y in range(1880, 2201)}
+
+PHONE_PREFIXES = _words(
+    "130 131 132 133 135 136 137 138 139 150 151 152 153 155 156 157 158 159 166 173 177 180 181 "
+    "182 183 185 186 187 188 189 191 198 199"
+)
+
+# ISO 7064 MOD 11-2 (GB 11643): weights of the 17 digits and the check character by remainder.
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK = "10X98765432"
+
+
+def id_check_digit(first17: str) -> str:
+    """The 18th character of a PRC resident ID number (GB 11643, ISO 7064 MOD 11-2)."""
+    return ID_CHECK[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS, strict=True)) % 11]
+
+
+# Unified social credit code (GB 32100): 18 characters over this alphabet; the organization code
+# (characters 9-17) carries its own GB 11714 check character.
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def uscc_check(first17: str) -> str:
+    total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(first17, USCC_WEIGHTS, strict=True))
+    return USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def _org_check(first8: str) -> str:
+    total = sum(int(c, 36) * w for c, w in zip(first8, ORG_WEIGHTS, strict=True))
+    value = 11 - total % 11
+    return "X" if value == 10 else "0" if value == 11 else str(value)
+
+
+# Roads: north-south ones after provinces, east-west ones after cities, as in old Shanghai.
+NS_ROADS = _words(
+    "西藏 浙江 福建 山西 河南 四川 江西 湖北 湖南 山东 陕西 甘肃 青海 新疆 云南 贵州 广西 安徽 "
+    "江苏 河北 辽宁 黑龙江 内蒙古 宁夏 海南 吉林"
+)
+EW_ROADS = _words(
+    "北京 南京 天津 九江 汉口 福州 广东 宁波 厦门 苏州 杭州 温州 嘉兴 湖州 绍兴 金华 衢州 常州 "
+    "镇江 扬州 泰州 南通 淮安 徐州 合肥 芜湖 安庆 洛阳 开封 长沙 岳阳 衡阳 桂林 昆明 大理 贵阳 "
+    "遵义 成都 西安 延安 兰州 太原 大同 运城 济南 青岛 烟台 沈阳 大连 长春 南宁 海口 汕头 珠海 "
+    "佛山 中山 江门 泉州 漳州 赣州"
+)
+# Each subdistrict's shopping street: mostly the road it is named after.
+COMMERCIAL_STREETS = {
+    "310106006": "江宁路",
+    "310106011": "石门二路",
+    "310106012": "南京西路",
+    "310106013": "愚园路",
+    "310106014": "万航渡路",
+    "310106015": "天目西路",
+    "310106016": "浙江北路",
+    "310106017": "宝山路",
+    "310106018": "共和新路",
+    "310106019": "大宁路",
+    "310106020": "闻喜路",
+    "310106021": "临汾路",
+    "310106022": "芷江西路",
+    "310106101": "共康路",
+}
+_COMPOUND_CHARS = "福康德庆华安宁兴瑞祥和平永宝丰恒泰嘉荣明新春云锦静怡林松梅兰桂椿馨悦景翠"
+_COMPOUND_SUFFIX = {
+    "lane": ("里", "坊", "邨"),
+    "village": ("新村", "小区", "新村"),
+    "tower": ("花园", "苑", "公寓"),
+    "garden": ("别墅", "花园", "园"),
+}
+
+MERCHANT_CATEGORIES = {
+    # category: (weight, name endings, employees range)
+    "餐饮": (
+        28,
+        _words("面馆 小吃 饭店 馄饨铺 生煎馆 茶餐厅 川菜馆 本帮菜馆 烧腊 包子铺"),
+        (2, 15),
+    ),
+    "便利店": (10, _words("便利店 烟杂店 便民超市"), (1, 4)),
+    "理发": (8, _words("理发店 美发 发艺 造型"), (1, 6)),
+    "药店": (5, _words("大药房 药房 医药"), (2, 8)),
+    "家政": (6, _words("家政服务 保洁 月嫂中心"), (3, 20)),
+    "维修": (6, _words("家电维修 修鞋配钥匙 手机维修 五金维修"), (1, 4)),
+    "超市": (4, _words("超市 生鲜超市 菜场"), (5, 30)),
+    "快递": (5, _words("快递驿站 快递服务点"), (2, 10)),
+    "洗衣": (4, _words("洗衣店 干洗 洗衣坊"), (1, 4)),
+    "培训": (6, _words("教育 培训中心 书画培训 少儿英语"), (3, 20)),
+    "水果": (8, _words("水果店 果品"), (1, 4)),
+    "服装": (6, _words("服饰 裁缝铺 成衣店"), (1, 5)),
+    "五金": (4, _words("五金店 建材 灯具"), (1, 4)),
+}
+_MERCHANT_BRANDS = _words(
+    "鑫隆 佳美 福顺 好邻居 益丰 康宁 华联 快客 恒丰 瑞丰 金福 永和 百家 乐家 安心 邻里 诚信 新新 "
+    "大众 天天 红旗 光明 吉祥 万家 如意 兴旺 和美 春风"
+)
+
+# Department units that cases are dispatched to.
+DEPARTMENT_UNITS = (
+    ("U-HOUSING", "房管办"),
+    ("U-URBAN", "城管中队"),
+    ("U-SANITATION", "市容环卫所"),
+    ("U-MARKET", "市场监管所"),
+    ("U-UTILITY", "水电燃气服务站"),
+    ("U-CIVIL", "社区事务受理中心"),
+)
+# Staff number: JA<subdistrict's last 3 digits>-<role tag>-<4 digits>, e.g. JA015-GC-0001.
+WORKER_TAGS = {
+    "GRID_CENTER": "GC",
+    "COMMUNITY": "SQ",
+    "GRID_WORKER": "WG",
+    "MICRO_GRID_LEADER": "WL",
+    "DEPARTMENT": "BM",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------------
+
+_UUID_MASK = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+_UUID_V4 = (0x4 << 76) | (0x2 << 62)
+
+
+def _uuid(rng: random.Random) -> str:
+    """``str(uuid.UUID(int=rng.getrandbits(128), version=4))``, three times faster."""
+    h = "%032x" % ((rng.getrandbits(128) & _UUID_MASK) | _UUID_V4)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _rng(seed: int, stream: str) -> random.Random:
+    # Seeding from a str hashes it (SHA-512): stable across Python versions and platforms.
+    return random.Random(f"gridmap-demo:{seed}:{stream}")
+
+
+def _pick(r: Callable[[], float], items: Sequence[Any]) -> Any:
+    # random.choice's algorithm is not promised to stay the same; this is.
+    return items[int(r() * len(items))]
+
+
+def _between(r: Callable[[], float], low: float, high: float) -> float:
+    return low + (high - low) * r()
+
+
+def _int_between(r: Callable[[], float], low: int, high: int) -> int:
+    """An integer in [low, high]."""
+    return low + int(r() * (high - low + 1))
+
+
+def _split_even(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def _apportion(total: int, weights: Sequence[float]) -> list[int]:
+    """Integers proportional to ``weights`` that sum to ``total`` (largest remainder)."""
+    wsum = sum(weights)
+    if wsum <= 0:
+        return _split_even(total, len(weights))
+    shares = [total * w / wsum for w in weights]
+    out = [int(s) for s in shares]
+    rest = total - sum(out)
+    order = sorted(range(len(weights)), key=lambda i: (out[i] - shares[i], i))
+    for i in order[:rest]:
+        out[i] += 1
+    return out
+
+
+def _metres_per_degree(lat: float) -> tuple[float, float]:
+    """Metres per degree of longitude and of latitude at ``lat`` (WGS-84)."""
+    p = math.radians(lat)
+    mx = 111412.84 * math.cos(p) - 93.5 * math.cos(3 * p) + 0.118 * math.cos(5 * p)
+    my = 111132.92 - 559.82 * math.cos(2 * p) + 1.175 * math.cos(4 * p) - 0.0023 * math.cos(6 * p)
+    return mx, my
+
+
+_MX, _MY = _metres_per_degree(CENTRE_LAT)
+_KX, _KY = 1.0 / _MX, 1.0 / _MY
+_POINT = struct.Struct("<BIIdd").pack
+_EWKB_POINT = 0x20000001  # wkbPoint with the SRID flag
+
+
+def _point_hex(x: float, y: float) -> str:
+    """Hex EWKB of the point at local metres (x, y)."""
+    return _POINT(1, _EWKB_POINT, SRID, CENTRE_LON + x * _KX, CENTRE_LAT + y * _KY).hex()
+
+
+def _to_degrees(coords: Any) -> Any:
+    # shapely.transform hands over an (n, 2) array; the same formula as _point_hex.
+    return coords * (_KX, _KY) + (CENTRE_LON, CENTRE_LAT)
+
+
+def _hex(geoms: Sequence[Any]) -> list[str]:
+    """Hex EWKB (SRID 4326) of shapely geometries in local metres."""
+    if not geoms:
+        return []
+    converted = shapely.transform(list(geoms), _to_degrees)
+    return list(shapely.to_wkb(shapely.set_srid(converted, SRID), hex=True, include_srid=True))
+
+
+def _multi(geom: Any) -> MultiPolygon:
+    if isinstance(geom, MultiPolygon):
+        return geom
+    if isinstance(geom, Polygon):
+        return MultiPolygon([geom])
+    raise ValueError(f"expected an area, got {geom.geom_type}")
+
+
+def _short(name: str) -> str:
+    for suffix in ("居民委员会", "居委会", "村民委员会", "村委会", "街道", "镇"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# The real division codes
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Division:
+    code: str
+    name: str
+
+
+def _read_divisions() -> tuple[list[_Division], dict[str, list[_Division]]]:
+    with (DATA / "jingan_subdistricts.csv").open(encoding="utf-8") as f:
+        subdistricts = [_Division(row["code"], row["name"]) for row in csv.DictReader(f)]
+    communities: dict[str, list[_Division]] = {s.code: [] for s in subdistricts}
+    with (DATA / "jingan_communities.csv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            communities[row["streetCode"]].append(_Division(row["code"], row["name"]))
+    for rows in communities.values():
+        rows.sort(key=lambda d: d.code)
+    # The default subdistrict first: it is the one a one-subdistrict demo shows.
+    subdistricts.sort(key=lambda d: (d.code != HOME_SUBDISTRICT, d.code))
+    return subdistricts, communities
+
+
+# --------------------------------------------------------------------------------------------
+# The plan: a city in local metres (x east, y north, origin at the centre)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Subdistrict:
+    code: str
+    name: str
+    id: str = ""
+    grids: list[_Grid] = field(default_factory=list)
+    communities: list[_Community] = field(default_factory=list)
+    street: str = ""
+    geom: Any = None
+
+
+@dataclass(eq=False)
+class _Community:
+    subdistrict: _Subdistrict
+    grids: list[_Grid]
+    code: str = ""
+    name: str = ""
+    id: str = ""
+    office: tuple[float, float] = (0.0, 0.0)
+    geom: Any = None
+
+
+@dataclass(eq=False)
+class _Grid:
+    index: int
+    cells: list[_Cell]
+    community: _Community | None = None
+    code: str = ""
+    name: str = ""
+    id: str = ""
+    buildings: list[_Building] = field(default_factory=list)
+    households: int = 0
+    hot: bool = False  # many residents seeking work here
+    geom: Any = None
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        n = len(self.cells)
+        return (sum(c.cx for c in self.cells) / n, sum(c.cy for c in self.cells) / n)
+
+
+@dataclass(eq=False)
+class _Cell:
+    col: int
+    row: int  # 0 = the southernmost row
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+    bx0: float = 0.0  # the block: the cell less half of each street
+    bx1: float = 0.0
+    by0: float = 0.0
+    by1: float = 0.0
+    grid: _Grid | None = None
+    character: str = "village"
+    front: int = 0  # +1: the commercial street runs along its north edge, -1: south edge
+    compound: str = ""
+    road: str = ""
+    lane: int = 0
+    n_buildings: int = 0
+
+    @property
+    def cx(self) -> float:
+        return (self.x0 + self.x1) / 2
+
+    @property
+    def cy(self) -> float:
+        return (self.y0 + self.y1) / 2
+
+
+@dataclass(eq=False)
+class _Building:
+    cell: _Cell
+    parcel: tuple[float, float, float, float]  # x0, x1, y0, y1
+    kind: str
+    frontage: bool = False
+    households: int = 0
+    levels: int = 1
+    units: int = 1
+    rooms: int = 1  # per floor and unit
+    first_floor: int = 1  # the lowest floor with flats (shops below)
+    length: float = 10.0
+    depth: float = 10.0
+    angle: float = 0.0  # radians, counter-clockwise from east, of the long axis
+    cx: float = 0.0
+    cy: float = 0.0
+    code: str = ""
+    micro_code: str = ""
+    id: str = ""
+    micro_id: str = ""
+    name: str = ""
+    address: str = ""
+
+    def local_to_xy(self, a: float, c: float) -> tuple[float, float]:
+        """Metres along (a) and across (c) the long axis from the centre to city metres."""
+        ca, sa = math.cos(self.angle), math.sin(self.angle)
+        return self.cx + a * ca - c * sa, self.cy + a * sa + c * ca
+
+    def footprint(self) -> Polygon:
+        a, c = self.length / 2, self.depth / 2
+        return Polygon([self.local_to_xy(*p) for p in ((-a, -c), (a, -c), (a, c), (-a, c))])
+
+
+@dataclass
+class _Plan:
+    households: int
+    seed: int
+    subdistricts: list[_Subdistrict]
+    grids: list[_Grid]  # in code order
+    buildings: list[_Building]  # in code order
+    cells: list[_Cell]
+
+
+def _shape(households: int) -> tuple[int, int, int, int]:
+    """Grids, buildings, block cells and subdistricts for this many households."""
+    grids = max(1, round(households / HOUSEHOLDS_PER_GRID))
+    buildings = max(grids, round(households * BUILDINGS_PER_HOUSEHOLD))
+    cells = max(grids, round(buildings / BUILDINGS_PER_CELL))
+    subdistricts = min(14, math.ceil(grids / GRIDS_PER_SUBDISTRICT))
+    return grids, buildings, cells, subdistricts
+
+
+def _communities_for(grids: int, real: int) -> int:
+    """How many communities share a subdistrict's grids: 3 or so while small, up to 8 grids each,
+    then up to 12 each before more than the real communities are needed."""
+    wanted = max(min(3, grids), math.ceil(grids / 8))
+    if wanted > real:
+        wanted = max(real, math.ceil(grids / 12))
+    return max(1, wanted)
+
+
+def _gilbert(width: int, height: int) -> list[tuple[int, int]]:
+    """A generalized Hilbert curve through every cell of a width x height lattice (J. Červený's
+    gilbert2d): consecutive cells are neighbours, so any run of it is contiguous and compact."""
+    out: list[tuple[int, int]] = []
+
+    def sgn(v: int) -> int:
+        return (v > 0) - (v < 0)
+
+    def gen(x: int, y: int, ax: int, ay: int, bx: int, by: int) -> None:
+        w, h = abs(ax + ay), abs(bx + by)
+        dax, day, dbx, dby = sgn(ax), sgn(ay), sgn(bx), sgn(by)
+        if h == 1:
+            for _ in range(w):
+                out.append((x, y))
+                x, y = x + dax, y + day
+            return
+        if w == 1:
+            for _ in range(h):
+                out.append((x, y))
+                x, y = x + dbx, y + dby
+            return
+        ax2, ay2, bx2, by2 = ax // 2, ay // 2, bx // 2, by // 2
+        w2, h2 = abs(ax2 + ay2), abs(bx2 + by2)
+        if 2 * w > 3 * h:
+            if w2 % 2 and w > 2:
+                ax2, ay2 = ax2 + dax, ay2 + day
+            gen(x, y, ax2, ay2, bx, by)
+            gen(x + ax2, y + ay2, ax - ax2, ay - ay2, bx, by)
+        else:
+            if h2 % 2 and h > 2:
+                bx2, by2 = bx2 + dbx, by2 + dby
+            gen(x, y, bx2, by2, ax2, ay2)
+            gen(x + bx2, y + by2, ax, ay, bx - bx2, by - by2)
+            gen(
+                x + (ax - dax) + (bx2 - dbx),
+                y + (ay - day) + (by2 - dby),
+                -bx2,
+                -by2,
+                -(ax - ax2),
+                -(ay - ay2),
+            )
+
+    if width >= height:
+        gen(0, 0, width, 0, 0, height)
+    else:
+        gen(0, 0, 0, height, width, 0)
+    return out
+
+
+def _lattice(cells: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """Columns, rows and the curve's order of ``cells`` block cells, a little wider than tall."""
+    best = None
+    rows0 = max(1, round(math.sqrt(cells / 1.2)))
+    for rows in sorted(range(max(1, rows0 - 3), rows0 + 4), key=lambda r: abs(r - rows0)):
+        cols = math.ceil(cells / rows)
+        path = _gilbert(cols, rows)
+        drop = cols * rows - cells
+        # Drop the spare cells at both ends of the curve (two corners of one side).
+        path = path[(drop + 1) // 2 : len(path) - drop // 2]
+        if all(abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1 for a, b in itertools.pairwise(path)):
+            return cols, rows, path
+        best = best or (cols, rows, path)
+    assert best is not None
+    return best
+
+
+def _chunks(items: Sequence[Any], parts: int) -> list[list[Any]]:
+    n = len(items)
+    return [list(items[i * n // parts : (i + 1) * n // parts]) for i in range(parts)]
+
+
+def _reading_order(side: float) -> Callable[[tuple[float, float]], tuple[int, float]]:
+    """Sort key of a point: rows of ``side`` metres from north to south, west to east in a row."""
+    return lambda p: (-round(p[1] / side), p[0])
+
+
+def _plan(households: int, seed: int) -> _Plan:
+    r = _rng(seed, "layout").random
+    n_grids, n_buildings, n_cells, n_subs = _shape(households)
+    side = CELL_SIDE_M
+    cols, rows, path = _lattice(n_cells)
+
+    # Streets: uneven column widths and row heights, north-south streets jogging per row.
+    widths = [_between(r, 0.82, 1.18) for _ in range(cols)]
+    heights = [_between(r, 0.82, 1.18) for _ in range(rows)]
+    xs = [0.0]
+    for w in widths:
+        xs.append(xs[-1] + w * side * cols / sum(widths))
+    ys = [0.0]
+    for h in heights:
+        ys.append(ys[-1] + h * side * rows / sum(heights))
+    x_mid, y_mid = xs[-1] / 2, ys[-1] / 2
+    xs = [round(x - x_mid, 1) for x in xs]
+    ys = [round(y - y_mid, 1) for y in ys]
+    jog = [
+        [round(xs[i] + _between(r, -0.07, 0.07) * side, 1) for _ in range(rows)]
+        for i in range(cols + 1)
+    ]
+    # Half widths: arterials (30-36 m) every fourth street, the others 12-20 m.
+    half_ns = [_between(r, 15, 18) if i % 4 == 2 else _between(r, 6, 10) for i in range(cols + 1)]
+    half_ew = [_between(r, 15, 18) if j % 4 == 2 else _between(r, 6, 10) for j in range(rows + 1)]
+    grid_of: dict[tuple[int, int], _Cell] = {}
+    cells: list[_Cell] = []
+    for col, row in path:
+        cell = _Cell(col, row, jog[col][row], jog[col + 1][row], ys[row], ys[row + 1])
+        grid_of[(col, row)] = cell
+        cells.append(cell)
+
+    # Grids, subdistricts and communities: consecutive runs along the curve.
+    grids = [_Grid(i, chunk) for i, chunk in enumerate(_chunks(cells, n_grids))]
+    for grid in grids:
+        for cell in grid.cells:
+            cell.grid = grid
+    real_subs, real_communities = _read_divisions()
+    sub_chunks = _chunks(grids, n_subs)
+    home = min(cells, key=lambda c: (c.cx**2 + c.cy**2, c.col, c.row)).grid
+    home_index = next(i for i, chunk in enumerate(sub_chunks) if home in chunk)
+    order = sorted(
+        (i for i in range(n_subs) if i != home_index),
+        key=lambda i: _reading_order(side * 4)(_centre(sub_chunks[i])),
+    )
+    subdistricts: list[_Subdistrict] = [None] * n_subs  # type: ignore[list-item]
+    for division, i in zip(real_subs, [home_index, *order], strict=False):
+        subdistricts[i] = _Subdistrict(division.code, division.name, grids=sub_chunks[i])
+    for sub in subdistricts:
+        real = real_communities[sub.code]
+        n = _communities_for(len(sub.grids), len(real))
+        comms = [_Community(sub, chunk) for chunk in _chunks(sub.grids, n)]
+        comms.sort(key=lambda c: _reading_order(side * 2)(_centre(c.grids)))
+        for k, comm in enumerate(comms):
+            if k < len(real):
+                comm.code, comm.name = real[k].code, real[k].name
+            else:
+                number = 201 + k - len(real)
+                comm.code = f"{sub.code}{number:03d}"
+                comm.name = f"{_short(sub.name)}第{number}居委会（生成）"
+            for grid in comm.grids:
+                grid.community = comm
+            comm.grids.sort(key=lambda g: _reading_order(side)(g.centre))
+            for j, grid in enumerate(comm.grids, start=1):
+                grid.code = f"{comm.code}{j:03d}"
+                grid.name = f"{_short(comm.name)}第{j}网格"
+        sub.communities = comms
+    subdistricts.sort(key=lambda s: s.code)
+    grids = [g for sub in subdistricts for comm in sub.communities for g in comm.grids]
+
+    # Commercial streets, then the blocks (their streets' widths known).
+    for sub in subdistricts:
+        _commercial_street(sub, grid_of, ys, half_ew, rows, r)
+    for cell in cells:
+        cell.bx0 = cell.x0 + half_ns[cell.col]
+        cell.bx1 = cell.x1 - half_ns[cell.col + 1]
+        cell.by0 = cell.y0 + half_ew[cell.row]
+        cell.by1 = cell.y1 - half_ew[cell.row + 1]
+
+    # Buildings per grid, then per cell by block area (each cell gets at least one, so each grid
+    # is exactly the union of its micro-grids).
+    extra = _split_even(n_buildings - n_cells, n_grids)
+    # A few hundred households per grid, not all the same.
+    targets = _apportion(households, [_between(r, 0.8, 1.2) for _ in range(n_grids)])
+    for g, grid in enumerate(sorted(grids, key=lambda g: g.index)):
+        areas = [(c.bx1 - c.bx0) * (c.by1 - c.by0) for c in grid.cells]
+        for cell, n in zip(grid.cells, _apportion(extra[g], areas), strict=True):
+            cell.n_buildings = 1 + n
+        grid.households = targets[g]
+    names_taken: set[str] = set()
+    for cell in cells:
+        cell.character = _weighted(
+            r, (("lane", 0.33), ("village", 0.45), ("tower", 0.12), ("garden", 0.10))
+        )
+        cell.compound = _compound_name(r, cell.character, names_taken)
+        cell.lane = 50 + 16 * cell.col + (cell.row % 2)
+    for cell in cells:
+        if cell.front:
+            cell.road = cell.grid.community.subdistrict.street  # type: ignore[union-attr]
+        else:
+            road = EW_ROADS[cell.row % len(EW_ROADS)]
+            cell.road = road + ("路" if cell.row < len(EW_ROADS) else "支路")
+    for grid in sorted(grids, key=lambda g: g.index):
+        _plan_grid(grid, r)
+
+    # Codes: micro-grids numbered in reading order inside their grid.
+    ids = _rng(seed, "ids")
+    buildings: list[_Building] = []
+    for sub in subdistricts:
+        sub.id = _uuid(ids)
+        for comm in sub.communities:
+            comm.id = _uuid(ids)
+            comm.office = _office(comm)
+            for grid in comm.grids:
+                grid.id = _uuid(ids)
+                grid.buildings.sort(
+                    key=lambda b: (-b.cell.row, b.cell.col, -round(b.cy / 40), b.cx)
+                )
+                for k, b in enumerate(grid.buildings, start=1):
+                    b.micro_code = f"{grid.code}{k:03d}"
+                    b.code = f"{b.micro_code}001"
+                    b.micro_id = _uuid(ids)
+                    b.id = _uuid(ids)
+                    buildings.append(b)
+    _name_buildings(cells)
+    return _Plan(households, seed, subdistricts, grids, buildings, cells)
+
+
+def _centre(grids: Sequence[_Grid]) -> tuple[float, float]:
+    cells = [c for g in grids for c in g.cells]
+    return (sum(c.cx for c in cells) / len(cells), sum(c.cy for c in cells) / len(cells))
+
+
+def _weighted(r: Callable[[], float], options: Sequence[tuple[Any, float]]) -> Any:
+    x = r() * sum(w for _, w in options)
+    for value, weight in options:
+        x -= weight
+        if x < 0:
+            return value
+    return options[-1][0]
+
+
+def _compound_name(r: Callable[[], float], character: str, taken: set[str]) -> str:
+    for _ in range(50):
+        name = (
+            _pick(r, _COMPOUND_CHARS)
+            + _pick(r, _COMPOUND_CHARS)
+            + _pick(r, _COMPOUND_SUFFIX[character])
+        )
+        if name not in taken and name[0] != name[1]:
+            break
+    taken.add(name)
+    return name
+
+
+def _commercial_street(
+    sub: _Subdistrict,
+    grid_of: dict[tuple[int, int], _Cell],
+    ys: list[float],
+    half_ew: list[float],
+    rows: int,
+    r: Callable[[], float],
+) -> None:
+    """Pick the east-west street of ``sub`` with the longest run of its blocks along it, near its
+    middle, and mark up to ~1.7 km of blocks on both sides as the commercial street's frontage."""
+    mine = {(c.col, c.row) for g in sub.grids for c in g.cells}
+    cy = _centre(sub.grids)[1]
+    best: tuple[float, int, list[int]] | None = None
+    for line in range(rows + 1):
+        cols = sorted({col for col, row in mine if row in (line - 1, line)})
+        runs: list[list[int]] = []
+        for col in cols:
+            if runs and runs[-1][-1] == col - 1:
+                runs[-1].append(col)
+            else:
+                runs.append([col])
+        for run in runs:
+            both = sum(((c, line - 1) in mine) + ((c, line) in mine) for c in run)
+            score = min(len(run), COMMERCIAL_STREET_MAX_CELLS) * 2 + min(both, 14) * 0.5
+            score -= abs(ys[line] - cy) / CELL_SIDE_M
+            if best is None or score > best[0]:
+                best = (score, line, run)
+    assert best is not None
+    _, line, run = best
+    if len(run) > COMMERCIAL_STREET_MAX_CELLS:
+        start = (len(run) - COMMERCIAL_STREET_MAX_CELLS) // 2
+        run = run[start : start + COMMERCIAL_STREET_MAX_CELLS]
+    half_ew[line] = _between(r, 9, 11)  # a 18-22 m shopping street
+    for col in run:
+        south, north = grid_of.get((col, line - 1)), grid_of.get((col, line))
+        if south is not None and (col, line - 1) in mine:
+            south.front = 1
+        if north is not None and (col, line) in mine:
+            north.front = -1
+    sub.street = COMMERCIAL_STREETS.get(sub.code, f"{_short(sub.name)}路")
+
+
+# Building kinds: levels, unit length (m), most units, rooms per floor and unit, depth (m),
+# lowest floor with flats, and the kind to grow into when this one cannot hold the households.
+_KINDS: dict[
+    str,
+    tuple[
+        tuple[int, int],
+        tuple[float, float],
+        int,
+        tuple[int, int],
+        tuple[float, float],
+        int,
+        str | None,
+    ],
+] = {
+    "garden": ((2, 3), (12.0, 16.0), 1, (1, 3), (10.0, 14.0), 1, "lane"),
+    "lane": ((2, 3), (8.0, 11.0), 6, (1, 2), (10.0, 13.0), 1, "village"),
+    "village": ((5, 7), (12.0, 15.0), 5, (2, 3), (10.0, 13.0), 1, "tower"),
+    "shop": ((3, 6), (12.0, 16.0), 6, (1, 3), (12.0, 15.0), 2, "tower"),
+    "tower": ((8, 60), (22.0, 30.0), 2, (4, 8), (18.0, 26.0), 1, None),
+}
+# Relative households of a building of each kind, before scaling to the grid's households.
+_KIND_HOUSEHOLDS = {
+    "garden": (1.0, 6.0),
+    "lane": (4.0, 16.0),
+    "village": (14.0, 48.0),
+    "shop": (8.0, 30.0),
+    "tower": (50.0, 140.0),
+}
+# Lot size each kind asks for, relative.
+_KIND_LOT = {"garden": 0.8, "lane": 0.9, "village": 1.2, "shop": 1.0, "tower": 1.5}
+
+
+def _guillotine(
+    rect: tuple[float, float, float, float],
+    weights: Sequence[float],
+    r: Callable[[], float],
+    out: list[tuple[float, float, float, float]],
+) -> None:
+    """Cut ``rect`` into ``len(weights)`` rectangles of about those relative areas that tile it."""
+    x0, x1, y0, y1 = rect
+    n = len(weights)
+    if n == 1:
+        out.append(rect)
+        return
+    k = n // 2
+    frac = sum(weights[:k]) / sum(weights) * _between(r, 0.92, 1.08)
+    frac = min(max(frac, 0.2), 0.8)
+    if x1 - x0 >= y1 - y0:
+        xs = round(x0 + (x1 - x0) * frac, 1)
+        _guillotine((x0, xs, y0, y1), weights[:k], r, out)
+        _guillotine((xs, x1, y0, y1), weights[k:], r, out)
+    else:
+        ys = round(y0 + (y1 - y0) * frac, 1)
+        _guillotine((x0, x1, ys, y1), weights[:k], r, out)
+        _guillotine((x0, x1, y0, ys), weights[k:], r, out)
+
+
+def _plan_grid(grid: _Grid, r: Callable[[], float]) -> None:
+    """Parcels, buildings and their households for one grid."""
+    buildings: list[_Building] = []
+    for cell in grid.cells:
+        block = (cell.bx0, cell.bx1, cell.by0, cell.by1)
+        n = cell.n_buildings
+        frontage: list[tuple[float, float, float, float]] = []
+        if cell.front and n >= 2:
+            depth = round(_between(r, 26, 32), 1)
+            f = max(1, min(n - 1, round((cell.bx1 - cell.bx0) / 48)))
+            if cell.front > 0:
+                strip, rest = (
+                    (cell.bx0, cell.bx1, cell.by1 - depth, cell.by1),
+                    (cell.bx0, cell.bx1, cell.by0, cell.by1 - depth),
+                )
+            else:
+                strip, rest = (
+                    (cell.bx0, cell.bx1, cell.by0, cell.by0 + depth),
+                    (cell.bx0, cell.bx1, cell.by0 + depth, cell.by1),
+                )
+            _guillotine(strip, [1.0] * f, r, frontage)
+            block, n = rest, n - f
+        kinds = [cell.character] * n
+        parcels: list[tuple[float, float, float, float]] = []
+        _guillotine(block, [_KIND_LOT[k] * _between(r, 0.8, 1.2) for k in kinds], r, parcels)
+        for kind, parcels_of in (("shop", frontage), (None, parcels)):
+            for p in parcels_of:
+                # Parcels on the block's edge reach the street centre line.
+                parcel = (
+                    cell.x0 if p[0] == cell.bx0 else p[0],
+                    cell.x1 if p[1] == cell.bx1 else p[1],
+                    cell.y0 if p[2] == cell.by0 else p[2],
+                    cell.y1 if p[3] == cell.by1 else p[3],
+                )
+                buildings.append(
+                    _Building(cell, parcel, kind or cell.character, frontage=kind == "shop")
+                )
+    weights = [_between(r, *_KIND_HOUSEHOLDS[b.kind]) for b in buildings]
+    for b, h in zip(buildings, _apportion(grid.households, weights), strict=True):
+        b.households = h
+        _configure(b, r)
+    grid.buildings = buildings
+
+
+def _configure(b: _Building, r: Callable[[], float]) -> None:
+    """Kind, levels, units and rooms that hold the building's households, and a footprint of
+    believable size that fits its parcel (set back inside the block)."""
+    cell = b.cell
+    setback = _between(r, 3.0, 6.0)
+    ux0 = max(b.parcel[0], cell.bx0) + setback
+    ux1 = min(b.parcel[1], cell.bx1) - setback
+    uy0 = max(b.parcel[2], cell.by0) + setback
+    uy1 = min(b.parcel[3], cell.by1) - setback
+    if b.frontage:
+        # Shops open onto the street: 3 m from the block's edge, facing it squarely.
+        if cell.front > 0:
+            uy1 = cell.by1 - 3.0
+        else:
+            uy0 = cell.by0 + 3.0
+    span_x, span_y = ux1 - ux0, uy1 - uy0
+    along_x = b.frontage or span_x >= 0.7 * span_y  # slabs face south when they can
+    along, across = (span_x, span_y) if along_x else (span_y, span_x)
+    max_len, max_depth = min(along - 1.0, 80.0), across - 1.0
+    occupancy = _between(r, 0.78, 0.98)
+    need = max(1, math.ceil(b.households / occupancy))
+    kind: str | None = b.kind
+    while kind is not None:
+        levels_r, unit_r, max_units, rooms_r, depth_r, first, bigger = _KINDS[kind]
+        depth = min(_between(r, *depth_r), max_depth)
+        unit_len = _between(r, *unit_r)
+        rooms = _int_between(r, *rooms_r)
+        if kind == "tower":
+            units = 2 if need > 8 * 33 and max_len >= 2 * unit_r[0] else 1
+            unit_len = min(unit_len, max_len / units)
+            if need < 60:  # a mid-rise (小高层) rather than an empty tower
+                rooms = _int_between(r, 2, 4)
+            levels = max(_int_between(r, 8, 11), math.ceil(need / (units * rooms)))
+            if levels > 60:
+                rooms = 8
+                levels = max(11, math.ceil(need / (units * rooms)))
+            levels = min(levels, 200)
+            length = max(unit_len * units, min(depth, max_len))
+            break
+        levels = _int_between(r, *levels_r)
+        fits = max(1, min(max_units, int(max_len // unit_r[0])))
+        units = math.ceil(need / ((levels - first + 1) * rooms))
+        if units > fits:
+            levels, rooms = levels_r[1], rooms_r[1]
+            units = math.ceil(need / ((levels - first + 1) * rooms))
+        if units <= fits:
+            length = min(units * unit_len, max_len)
+            break
+        kind = bigger
+    b.kind = kind or "tower"
+    while units * (levels - first + 1) * rooms < b.households:  # never short of flats
+        levels += 1
+    b.levels, b.units, b.rooms, b.first_floor = levels, units, rooms, first
+    b.length = round(max(min(length, max_len), min(10.0, max_len)), 1)
+    b.depth = round(min(depth, b.length if b.kind == "tower" else depth), 1)
+    # A small turn off the street grid (none for the shops), if it still fits.
+    turn = {"tower": 20.0, "village": 8.0, "lane": 4.0, "garden": 12.0}.get(b.kind, 0.0)
+    if b.frontage:
+        turn = 0.0
+    angle = math.radians(_between(r, -turn, turn)) if turn else 0.0
+    ca, sa = math.cos(angle), abs(math.sin(angle))
+    ext_a, ext_c = b.length * ca + b.depth * sa, b.length * sa + b.depth * ca
+    if ext_a > along or ext_c > across:
+        angle, ext_a, ext_c = 0.0, b.length, b.depth
+    b.angle = angle if along_x else angle + math.pi / 2
+    slack_a, slack_c = along - ext_a, across - ext_c
+    mid_x, mid_y = (ux0 + ux1) / 2, (uy0 + uy1) / 2
+    if b.frontage:
+        b.cx = mid_x + (r() - 0.5) * slack_a
+        b.cy = uy1 - b.depth / 2 if cell.front > 0 else uy0 + b.depth / 2
+    elif along_x:
+        b.cx, b.cy = mid_x + (r() - 0.5) * slack_a, mid_y + (r() - 0.5) * slack_c
+    else:
+        b.cx, b.cy = mid_x + (r() - 0.5) * slack_c, mid_y + (r() - 0.5) * slack_a
+
+
+def _office(comm: _Community) -> tuple[float, float]:
+    """The committee office: just inside the north-west corner of the block nearest the middle
+    (buildings are set back at least 3 m, so it is on open ground inside the community)."""
+    mx, my = _centre(comm.grids)
+    cell = min(
+        (c for g in comm.grids for c in g.cells),
+        key=lambda c: ((c.cx - mx) ** 2 + (c.cy - my) ** 2, c.col, c.row),
+    )
+    return cell.bx0 + 2.5, cell.by1 - 2.5
+
+
+def _name_buildings(cells: Sequence[_Cell]) -> None:
+    per_cell: dict[int, list[_Building]] = {}
+    for cell in cells:
+        per_cell[id(cell)] = []
+    for cell in cells:
+        assert cell.grid is not None
+        for b in cell.grid.buildings:
+            if b.cell is cell:
+                per_cell[id(cell)].append(b)
+    for cell in cells:
+        for k, b in enumerate(sorted(per_cell[id(cell)], key=lambda b: b.code), start=1):
+            suffix = "号" if b.kind in ("lane", "garden") else "号楼"
+            b.name = f"{cell.compound}{k}{suffix}"
+            b.address = f"{cell.road}{cell.lane}弄{k}号"
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry rows
+# --------------------------------------------------------------------------------------------
+
+
+def _area_rows(plan: _Plan, ids: random.Random) -> dict[str, list[str]]:
+    """COPY rows of the area tables and buildings; each level the exact union of the one below."""
+    district_id = _uuid(ids)
+    cell_box = {id(c): box(c.x0, c.y0, c.x1, c.y1) for c in plan.cells}
+
+    def union(cells: Sequence[_Cell]) -> MultiPolygon:
+        return _multi(shapely.union_all([cell_box[id(c)] for c in cells]))
+
+    rows: dict[str, list[str]] = {t: [] for t in TABLES}
+    subs, comms, grids = plan.subdistricts, [], []
+    for sub in subs:
+        sub.geom = union([c for g in sub.grids for c in g.cells])
+        for comm in sub.communities:
+            comms.append(comm)
+            comm.geom = union([c for g in comm.grids for c in g.cells])
+            for grid in comm.grids:
+                grids.append(grid)
+                grid.geom = union(grid.cells)
+    district = _multi(shapely.union_all([s.geom for s in subs]))
+    (district_hex,) = _hex([district])
+    rows["district"].append(f"{district_id}\t{DISTRICT_CODE}\t{DISTRICT_NAME}\t{district_hex}\n")
+    for sub, geom in zip(subs, _hex([s.geom for s in subs]), strict=True):
+        rows["subdistrict"].append(
+            f"{sub.id}\t{sub.code}\t{sub.name}\t{district_id}\tAsia/Shanghai\t{geom}\n"
+        )
+    for comm, geom in zip(comms, _hex([c.geom for c in comms]), strict=True):
+        office = _point_hex(*comm.office)
+        rows["community"].append(
+            f"{comm.id}\t{comm.code}\t{comm.name}\t{comm.subdistrict.id}\t{geom}\t{office}\n"
+        )
+    for grid, geom in zip(grids, _hex([g.geom for g in grids]), strict=True):
+        assert grid.community is not None
+        rows["grid"].append(f"{grid.id}\t{grid.code}\t{grid.name}\t{grid.community.id}\t{geom}\n")
+    parcels = [
+        MultiPolygon([box(b.parcel[0], b.parcel[2], b.parcel[1], b.parcel[3])])
+        for b in plan.buildings
+    ]
+    footprints = [b.footprint() for b in plan.buildings]
+    grid_of = {b.code: g for g in grids for b in g.buildings}
+    for b, parcel, foot in zip(plan.buildings, _hex(parcels), _hex(footprints), strict=True):
+        grid = grid_of[b.code]
+        rows["micro_grid"].append(
+            f"{b.micro_id}\t{b.micro_code}\t{b.name}微网格\t{grid.id}\t{parcel}\n"
+        )
+        rows["building"].append(
+            f"{b.id}\t{b.code}\t{b.name}\t{b.address}\t{b.levels}\t{b.micro_id}\t{foot}\n"
+        )
+    return rows
+
+
+COLUMNS = {
+    "district": ("id", "code", "name", "geom"),
+    "subdistrict": ("id", "code", "name", "district_id", "timezone", "geom"),
+    "community": ("id", "code", "name", "subdistrict_id", "geom", "office"),
+    "grid": ("id", "code", "name", "community_id", "geom"),
+    "micro_grid": ("id", "code", "name", "grid_id", "geom"),
+    "building": ("id", "code", "name", "address", "levels", "micro_grid_id", "geom"),
+    "household": (
+        "id",
+        "code",
+        "building_id",
+        "unit",
+        "room",
+        "household_class",
+        "moved_in",
+        "location",
+    ),
+    "person": (
+        "id",
+        "code",
+        "household_id",
+        "name",
+        "gender",
+        "relation",
+        "birth_year",
+        "phone",
+        "id_number",
+        "elderly_living_alone",
+        "childless_elderly",
+        "bereaved",
+        "low_income",
+        "disabled",
+        "entitled_group",
+        "seeking_work",
+    ),
+    "worker": (
+        "id",
+        "code",
+        "name",
+        "phone",
+        "role",
+        "subdistrict_id",
+        "community_id",
+        "unit_code",
+    ),
+    "worker_grid": ("worker_id", "grid_id"),
+    "merchant": ("id", "code", "name", "category", "address", "employees", "building_id", "geom"),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# People
+# --------------------------------------------------------------------------------------------
+
+
+class _People:
+    """Names, phones and ID numbers, deterministic in the order they are asked for."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.r = rng.random
+        self.id_serial: dict[str, int] = {}
+        self.date_sums: dict[str, int] = {}
+        self.year_days: dict[int, list[str]] = {}
+        self.region_sum = sum(
+            int(c) * w for c, w in zip(DISTRICT_CODE, ID_WEIGHTS[:6], strict=True)
+        )
+
+    def surname(self) -> str:
+        return SURNAMES[bisect.bisect(_SURNAME_CUM, self.r() * _SURNAME_CUM[-1])]
+
+    def given(self, gender: str, birth_year: int) -> str:
+        r = self.r
+        key = (_COHORT_OF_YEAR[birth_year], gender)
+        if r() < 0.7:
+            names = GIVEN_NAMES[key]
+            return names[int(r() * len(names))]
+        firsts, lasts = _GIVEN_CHARS[key]
+        if r() < 0.2:
+            return lasts[int(r() * len(lasts))]
+        return firsts[int(r() * len(firsts))] + lasts[int(r() * len(lasts))]
+
+    def phone(self) -> str:
+        r = self.r
+        return f"{PHONE_PREFIXES[int(r() * len(PHONE_PREFIXES))]}{int(r() * 100_000_000):08d}"
+
+    def id_number(self, birth_year: int, gender: str) -> str:
+        days = self.year_days.get(birth_year)
+        if days is None:
+            start = _date_ordinal(birth_year)
+            days = [_ymd(o) for o in range(start, _date_ordinal(birth_year + 1))]
+            self.year_days[birth_year] = days
+        date = days[int(self.r() * len(days))]
+        # Serial numbers count up per birth date, odd for men and even for women.
+        key = date + gender
+        n = self.id_serial.get(key, 0) + 1
+        self.id_serial[key] = n
+        serial = 2 * n - 1 if gender == "M" else 2 * n
+        if serial > 999:
+            serial = 2 * int(self.r() * 499) + (1 if gender == "M" else 2)
+        dsum = self.date_sums.get(date)
+        if dsum is None:
+            dsum = sum(int(c) * w for c, w in zip(date, ID_WEIGHTS[6:14], strict=True))
+            self.date_sums[date] = dsum
+        total = self.region_sum + dsum + 8 * (serial // 100) + 4 * (serial // 10 % 10)
+        total += 2 * (serial % 10)
+        return f"{DISTRICT_CODE}{date}{serial:03d}{ID_CHECK[total % 11]}"
+
+
+def _date_ordinal(year: int) -> int:
+    import datetime as dt
+
+    return dt.date(year, 1, 1).toordinal()
+
+
+def _ymd(ordinal: int) -> str:
+    import datetime as dt
+
+    return dt.date.fromordinal(ordinal).strftime("%Y%m%d")
+
+
+# Household size: 1-6 members, mean about 2.55 (Shanghai's is about 2.3-2.6).
+_SIZE_CUM = [0.22, 0.55, 0.80, 0.91, 0.97, 1.0]
+_FALSE7 = "f\tf\tf\tf\tf\tf\tf"
+NULL = "\\N"  # COPY's NULL
+
+
+def _members(size: int, r: Callable[[], float]) -> list[tuple[str, str, int]]:
+    """(relation, gender, birth year) of each member, head first, ages consistent with relations."""
+    y = REF_YEAR
+
+    def born(age_low: float, age_high: float, skew: float = 1.0) -> int:
+        return y - int(age_low + (age_high - age_low) * r() ** skew)
+
+    def child_of(parent: int) -> int:
+        low = parent + 22
+        return min(y, low + int(r() * 17)) if low <= y else y
+
+    def parent_of(person: int) -> int:
+        return max(y - 100, person - 22 - int(r() * 15))
+
+    def spouse_of(person: int, gender: str) -> int:
+        # Husbands a little older than their wives, mostly.
+        gap = int(r() * 6) if gender == "M" else -int(r() * 6)
+        return min(y - 20, max(y - 100, person + gap))
+
+    male_head = r() < 0.62
+    hg, sg = ("M", "F") if male_head else ("F", "M")
+    kids = lambda parent: ("M" if r() < 0.5 else "F", child_of(parent))  # noqa: E731
+    x = r()
+    if size == 1:
+        if x < 0.30:
+            return [("户主", "F" if r() < 0.65 else "M", born(65, 97, 1.4))]
+        return [("户主", hg, born(20, 64, 1.5))]
+    if size == 2:
+        if x < 0.45:
+            h = born(60, 92, 1.3)
+            return [("户主", hg, h), ("配偶", sg, spouse_of(h, sg))]
+        if x < 0.80:
+            h = born(24, 59)
+            return [("户主", hg, h), ("配偶", sg, spouse_of(h, sg))]
+        h = born(42, 85)
+        g, c = kids(h)
+        return [("户主", hg, h), ("子女", g, c)]
+    if size == 3:
+        if x < 0.80:
+            h = born(26, 62)
+            g, c = kids(h)
+            return [("户主", hg, h), ("配偶", sg, spouse_of(h, sg)), ("子女", g, c)]
+        h = born(30, 60)
+        return [
+            ("户主", hg, h),
+            ("配偶", sg, spouse_of(h, sg)),
+            ("父母", "F" if r() < 0.6 else "M", parent_of(h)),
+        ]
+    if size == 4:
+        h = born(30, 56)
+        out = [("户主", hg, h), ("配偶", sg, spouse_of(h, sg))]
+        if x < 0.5:
+            return [*out, ("子女", *kids(h)), ("子女", *kids(h))]
+        return [*out, ("子女", *kids(h)), ("父母", "F" if r() < 0.6 else "M", parent_of(h))]
+    three_generations = x < (0.45 if size == 5 else 0.5)
+    if three_generations:
+        # An older couple, their son, his wife and their grandchildren.
+        h = born(58, 82)
+        son = min(y - 22, child_of(h))
+        out = [
+            ("户主", hg, h),
+            ("配偶", sg, spouse_of(h, sg)),
+            ("子女", "M", son),
+            ("其他", "F", spouse_of(son, "F")),
+        ]
+        for _ in range(size - 4):
+            out.append(("孙子女", "M" if r() < 0.5 else "F", child_of(son)))
+        return out
+    h = born(30, 55)
+    out = [("户主", hg, h), ("配偶", sg, spouse_of(h, sg)), ("子女", *kids(h))]
+    if size == 6:
+        out.append(("子女", *kids(h)))
+    return [*out, ("父母", "M", parent_of(h)), ("父母", "F", parent_of(h))]
+
+
+def _population(plan: _Plan, stop: threading.Event) -> Iterator[tuple[int, list[str], list[str]]]:
+    """(households, household rows, person rows) in chunks, buildings in code order."""
+    rng = _rng(plan.seed, "population")
+    r = rng.random
+    people = _People(rng)
+    surname, given, phone, id_number = people.surname, people.given, people.phone, people.id_number
+    hh_rows: list[str] = []
+    p_rows: list[str] = []
+    count = 0
+    y = REF_YEAR
+    for b in plan.buildings:
+        if stop.is_set():
+            return
+        h = b.households
+        if not h:
+            continue
+        hot = b.cell.grid.hot  # type: ignore[union-attr]
+        floors = b.levels - b.first_floor + 1
+        per_unit = floors * b.rooms
+        cap = b.units * per_unit
+        # Which flats are taken: a partial shuffle of the flat numbers.
+        flats = list(range(cap))
+        for i in range(min(h, cap - 1)):
+            j = i + int(r() * (cap - i))
+            flats[i], flats[j] = flats[j], flats[i]
+        taken = sorted(flats[:h])
+        # Where each (unit, room) is: rooms around the unit's stair, inside the footprint.
+        lu = b.length / b.units
+        points: dict[int, str] = {}
+        for flat in taken:
+            u, rest = divmod(flat, per_unit)
+            floor_i, room = divmod(rest, b.rooms)
+            key = u * b.rooms + room
+            pt = points.get(key)
+            if pt is None:
+                turn = 2 * math.pi * (room + 0.5) / b.rooms
+                a = -b.length / 2 + (u + 0.5) * lu + 0.3 * lu * math.cos(turn)
+                c = 0.3 * b.depth * math.sin(turn)
+                pt = points[key] = _point_hex(*b.local_to_xy(a, c))
+            unit = u + 1
+            room_no = f"{floor_i + b.first_floor:02d}{room + 1:02d}"
+            hcode = f"{b.code}-{unit}-{room_no}"
+            hid = _uuid(rng)
+            size = 1 + bisect.bisect(_SIZE_CUM, r())
+            members = _members(size, r)
+            head_year = members[0][2]
+            has_children = any(m[0] in ("子女", "孙子女") for m in members)
+            low_income = r() < 0.025
+            bereaved = not has_children and size <= 2 and 50 <= y - head_year <= 80 and r() < 0.03
+            special = False
+            head_surname = surname()
+            spouse_surname = surname()
+            # Children take their father's surname; the head's father shares the head's.
+            father = (
+                spouse_surname
+                if members[0][1] == "F" and size > 1 and (members[1][0] == "配偶")
+                else head_surname
+            )
+            for m, (relation, gender, year) in enumerate(members, start=1):
+                age = y - year
+                if relation in ("子女", "孙子女"):
+                    family = father
+                elif relation == "户主" or (relation == "父母" and gender == "M"):
+                    family = head_surname
+                elif relation == "配偶":
+                    family = spouse_surname
+                else:
+                    family = surname()
+                name = family + given(gender, year)
+                tel = NULL if age < 12 or (age >= 85 and r() < 0.5) else phone()
+                alone = size == 1 and age >= 65
+                childless = age >= 60 and not has_children and size <= 2 and r() < 0.05
+                disabled = r() < (0.025 if age >= 60 else 0.008)
+                entitled = age >= 50 and r() < (0.018 if gender == "M" else 0.003)
+                poor = low_income and relation in ("户主", "配偶")
+                lost = bereaved and relation in ("户主", "配偶")
+                seeking = 18 <= age <= 59 and not disabled and r() < (0.14 if hot else 0.012)
+                if alone or childless or disabled or entitled or poor or lost or seeking:
+                    special = special or alone or childless or disabled or entitled or poor or lost
+                    flags = "\t".join(  # in the order of COLUMNS["person"]
+                        "t" if v else "f"
+                        for v in (alone, childless, lost, poor, disabled, entitled, seeking)
+                    )
+                else:
+                    flags = _FALSE7
+                p_rows.append(
+                    f"{_uuid(rng)}\t{hcode}-{m:02d}\t{hid}\t{name}\t{gender}\t{relation}\t{year}\t"
+                    f"{tel}\t{id_number(year, gender)}\t{flags}\n"
+                )
+            if special:
+                cls = "C"
+            elif y - head_year < 60 and r() < 0.24:
+                cls = "A"  # working families: phone and WeChat rather than a knock on the door
+            else:
+                cls = "B"
+            first = max(1958, head_year + 18)
+            year_in = first + int(r() ** 0.8 * (y - first + 1))
+            moved_in = f"{min(year_in, y)}-{1 + int(r() * 12):02d}-{1 + int(r() * 28):02d}"
+            hh_rows.append(f"{hid}\t{hcode}\t{b.id}\t{unit}\t{room_no}\t{cls}\t{moved_in}\t{pt}\n")
+            count += 1
+        if count >= CHUNK_HOUSEHOLDS:
+            yield count, hh_rows, p_rows
+            hh_rows, p_rows, count = [], [], 0
+    if count:
+        yield count, hh_rows, p_rows
+
+
+# --------------------------------------------------------------------------------------------
+# Workers and merchants
+# --------------------------------------------------------------------------------------------
+
+
+def _workers(plan: _Plan) -> tuple[list[str], list[str]]:
+    rng = _rng(plan.seed, "workers")
+    r = rng.random
+    people = _People(rng)
+    rows: list[str] = []
+    links: list[str] = []
+
+    def person() -> tuple[str, str]:
+        gender = "F" if r() < 0.6 else "M"
+        return people.surname() + people.given(gender, _int_between(r, 1965, 2000)), people.phone()
+
+    def add(
+        sub: _Subdistrict,
+        serial: dict[str, int],
+        role: str,
+        community: _Community | None,
+        unit: str | None,
+        grids: Sequence[_Grid],
+    ) -> None:
+        tag = WORKER_TAGS[role]
+        serial[tag] += 1
+        wid = _uuid(rng)
+        name, tel = person()
+        rows.append(
+            f"{wid}\tJA{sub.code[-3:]}-{tag}-{serial[tag]:04d}\t{name}\t{tel}\t{role}\t{sub.id}\t"
+            f"{community.id if community else NULL}\t{unit or NULL}\n"
+        )
+        for grid in grids:
+            links.append(f"{wid}\t{grid.id}\n")
+
+    for sub in plan.subdistricts:
+        serial = dict.fromkeys(WORKER_TAGS.values(), 0)
+        for _ in range(_int_between(r, 4, 6)):
+            add(sub, serial, "GRID_CENTER", None, None, ())
+        for comm in sub.communities:
+            for _ in range(3):  # the secretary, the director and a social worker
+                add(sub, serial, "COMMUNITY", comm, None, comm.grids)
+        for comm in sub.communities:
+            for k, grid in enumerate(comm.grids):
+                covers = [grid]
+                # Now and then a block head also covers the next grid (a vacancy, a long leave).
+                if k + 1 < len(comm.grids) and r() < 0.08:
+                    covers.append(comm.grids[k + 1])
+                add(sub, serial, "GRID_WORKER", comm, None, covers)
+        for comm in sub.communities:
+            for grid in comm.grids:
+                for _ in range(max(1, round(len(grid.buildings) / 4))):
+                    add(sub, serial, "MICRO_GRID_LEADER", comm, None, [grid])
+        for unit, _name in DEPARTMENT_UNITS:
+            for _ in range(2):
+                add(sub, serial, "DEPARTMENT", None, unit, ())
+    return rows, links
+
+
+def _merchants(plan: _Plan) -> list[str]:
+    rng = _rng(plan.seed, "merchants")
+    r = rng.random
+    people = _People(rng)
+    categories = [(name, spec[0]) for name, spec in MERCHANT_CATEGORIES.items()]
+    codes: set[str] = set()
+    rows: list[str] = []
+    for sub in plan.subdistricts:
+        front_cells = [c for g in sub.grids for c in g.cells if c.front]
+        if not front_cells:
+            continue
+        west = min(c.x0 for c in front_cells)
+        in_building: list[tuple[float, float, int, _Building | None]] = []
+        kiosks: list[tuple[float, float, int, _Building | None]] = []
+        for cell in front_cells:
+            side = cell.front
+            edge = cell.by1 if side > 0 else cell.by0
+            for b in cell.grid.buildings:  # type: ignore[union-attr]
+                if b.cell is not cell or not b.frontage:
+                    continue
+                n = max(1, int(b.length // 9))
+                for k in range(n):
+                    x = b.cx - b.length / 2 + (k + 0.5) * b.length / n
+                    y = b.cy + side * (b.depth / 2 - 2.0)  # 2 m inside the street-side wall
+                    in_building.append((x, y, side, b))
+            x = cell.bx0 + 4.0
+            while x < cell.bx1 - 4.0:
+                kiosks.append((x, edge - side * 1.2, side, None))
+                x += 11.0
+        _shuffle(in_building, r)
+        _shuffle(kiosks, r)
+        n_in = min(len(in_building), round(MERCHANTS_PER_SUBDISTRICT * 0.72))
+        chosen = in_building[:n_in] + kiosks[: MERCHANTS_PER_SUBDISTRICT - n_in]
+        chosen.sort(key=lambda s: (-s[2], s[0]))
+        for x, y, side, b in chosen:
+            category = _weighted(r, categories)
+            _, endings, (lo, hi) = MERCHANT_CATEGORIES[category]
+            style = r()
+            if style < 0.3:
+                prefix = people.surname() + "记"
+            elif style < 0.45:
+                prefix = "老" + people.surname()
+            else:
+                prefix = _pick(r, _MERCHANT_BRANDS)
+            name = prefix + _pick(r, endings)
+            number = 2 * int((x - west) / 10) + (2 if side < 0 else 1) + 100
+            address = f"{sub.street}{number}号"
+            employees = _int_between(r, lo, hi)
+            code = _uscc(r, codes, individual=employees <= 5)
+            building = b.id if b is not None else NULL
+            rows.append(
+                f"{_uuid(rng)}\t{code}\t{name}\t{category}\t{address}\t{employees}\t{building}\t"
+                f"{_point_hex(x, y)}\n"
+            )
+    return rows
+
+
+def _shuffle(items: list[Any], r: Callable[[], float]) -> None:
+    for i in range(len(items) - 1, 0, -1):
+        j = int(r() * (i + 1))
+        items[i], items[j] = items[j], items[i]
+
+
+def _uscc(r: Callable[[], float], taken: set[str], *, individual: bool) -> str:
+    """A unified social credit code of a business registered in 静安区, check characters right."""
+    alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+    while True:
+        head = "MA" if not individual and r() < 0.7 else ""
+        org = head + "".join(_pick(r, alphabet) for _ in range(8 - len(head)))
+        body = ("92" if individual else "91") + DISTRICT_CODE + org + _org_check(org)
+        code = body + uscc_check(body)
+        if code not in taken:
+            taken.add(code)
+            return code
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class _Context:
+    """What a loading step needs: the cursor, the parameters, timings and the plan (built once)."""
+
+    def __init__(self, cur: Any, households: int, seed: int, progress: bool) -> None:
+        self.cur = cur
+        self.households = households
+        self.seed = seed
+        self.progress = progress
+        self.stages: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self._plan: _Plan | None = None
+
+    @property
+    def plan(self) -> _Plan:
+        if self._plan is None:
+            with self.stage(
+                "layout", "laying out streets, blocks and buildings", 1, "plans"
+            ) as bar:
+                self._plan = _plan(self.households, self.seed)
+                _mark_hot_grids(self._plan)
+                bar.update(1)
+        return self._plan
+
+    @contextmanager
+    def stage(self, name: str, desc: str, total: int, unit: str = "rows") -> Iterator[tqdm]:
+        """Time a stage (``stages[name]``) and show its progress bar on stderr."""
+        start = time.perf_counter()
+        try:
+            with tqdm(
+                total=total,
+                desc=f"demo: {desc}",
+                unit=unit,
+                unit_scale=total >= 10_000,
+                file=sys.stderr,
+                disable=not self.progress,
+                leave=False,
+                dynamic_ncols=True,
+            ) as bar:
+                yield bar
+        finally:
+            self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - start
+
+    def copy(self, table: str, rows: Sequence[str]) -> None:
+        if not rows:
+            return
+        cols = ", ".join(COLUMNS[table])
+        self.cur.copy_expert(
+            f"COPY {table} ({cols}) FROM STDIN", io.StringIO("".join(rows)), size=1 << 20
+        )
+        self.counts[table] = self.counts.get(table, 0) + len(rows)
+
+
+def _mark_hot_grids(plan: _Plan) -> None:
+    """One or two grids per subdistrict where many residents look for work (a closed factory, a
+    market moved away): where job matching has something to do."""
+    r = _rng(plan.seed, "hot").random
+    for sub in plan.subdistricts:
+        grids = [g for c in sub.communities for g in c.grids]
+        for _ in range(1 if len(grids) < 4 else 2):
+            _pick(r, grids).hot = True
+
+
+def _load_v1(ctx: _Context) -> None:
+    """Version 1: the spatial hierarchy, households and members, workers and merchants."""
+    plan = ctx.plan
+    with ctx.stage("areas", "areas and buildings", 6, "tables") as bar:
+        rows = _area_rows(plan, _rng(plan.seed, "area-ids"))
+        for table in ("district", "subdistrict", "community", "grid", "micro_grid", "building"):
+            ctx.copy(table, rows[table])
+            bar.update(1)
+    with ctx.stage("households", "households and members", plan.households, "households") as bar:
+        restore = _suspend_indexes(ctx.cur, BULK_TABLES)
+        for n, hh_rows, p_rows in _in_background(lambda stop: _population(plan, stop)):
+            ctx.copy("household", hh_rows)
+            ctx.copy("person", p_rows)
+            bar.update(n)
+    with ctx.stage("indexes", "indexes and keys", len(restore), "steps") as bar:
+        for sql in restore:
+            ctx.cur.execute(sql)
+            bar.update(1)
+    with ctx.stage("workers", "workers", 2, "tables") as bar:
+        rows_w, links = _workers(plan)
+        ctx.copy("worker", rows_w)
+        bar.update(1)
+        ctx.copy("worker_grid", links)
+        bar.update(1)
+    with ctx.stage("merchants", "merchants", 1, "tables") as bar:
+        ctx.copy("merchant", _merchants(plan))
+        bar.update(1)
+
+
+# Each version's step, in order: a fresh load runs them all, an older demo the ones it lacks.
+# Later versions append theirs, e.g. ``(2, _load_visits)``.
+STEPS: list[tuple[int, Callable[[_Context], None]]] = [(1, _load_v1)]
+
+
+_END = object()
+
+
+def _in_background(
+    make: Callable[[threading.Event], Iterator[Any]], depth: int = 3
+) -> Iterator[Any]:
+    """Run a generator in a thread, ``depth`` items ahead, so Python generates the next chunk
+    while PostgreSQL copies this one (the GIL is released while psycopg2 waits on the server)."""
+    items: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in make(stop):
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as error:  # handed over to the consumer, which re-raises it
+            put(error)
+
+    thread = threading.Thread(target=run, name="gridmap-demo-rows", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _suspend_indexes(cur: Any, tables: Sequence[str]) -> list[str]:
+    """Drop the secondary indexes, unique constraints and foreign keys of ``tables`` and return
+    the statements that recreate them exactly (from the catalog), to run after the copy: building
+    an index once is many times faster than growing it row by row, and adding a foreign key checks
+    all rows in one join. Primary keys and anything another table depends on stay."""
+    restore: list[str] = []
+    for table in tables:
+        cur.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
+            (table,),
+        )
+        for name, definition in cur.fetchall():
+            cur.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+            restore.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+    indexes: list[str] = []
+    for table in tables:
+        cur.execute(
+            "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c"
+            " WHERE c.conrelid = %s::regclass AND c.contype = 'u' AND NOT EXISTS ("
+            "   SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid)"
+            " ORDER BY c.conname",
+            (table,),
+        )
+        for name, definition in cur.fetchall():
+            cur.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+            indexes.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        cur.execute(
+            "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x"
+            " JOIN pg_class i ON i.oid = x.indexrelid"
+            " WHERE x.indrelid = %s::regclass AND NOT x.indisprimary"
+            " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)"
+            " ORDER BY i.relname",
+            (table,),
+        )
+        for name, definition in cur.fetchall():
+            cur.execute(f'DROP INDEX "{name}"')
+            indexes.append(definition)
+    # Indexes first: the foreign keys' checks use the referenced tables' indexes.
+    return indexes + restore
+
+
+def _counts(cur: Any) -> dict[str, int]:
+    out = {}
+    for table in TABLES:
+        cur.execute(f"SELECT count(*) FROM {table}")
+        out[table] = cur.fetchone()[0]
+    return out
+
+
+def _read_info(cur: Any) -> dict[str, Any] | None:
+    cur.execute("SELECT to_regclass('demo_info') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        raise DemoError(
+            "the database has no gridmap schema (no demo_info table): run the migrations first"
+        )
+    cur.execute("SELECT version, households, seed, loaded_at FROM demo_info WHERE id = 1")
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return {"version": row[0], "households": row[1], "seed": row[2], "loaded_at": row[3]}
+
+
+def demo_info(*, url: str) -> dict[str, Any] | None:
+    """The demo loaded in this database (version, households, seed, loaded_at), or None, so a
+    caller can tell a demo from real data and an old demo from a current one."""
+    conn = psycopg2.connect(_dsn(url))
+    try:
+        with conn, conn.cursor() as cur:
+            return _read_info(cur)
+    finally:
+        conn.close()
+
+
+def load_demo(
+    *,
+    url: str,
+    households: int = 5000,
+    seed: int = 2026,
+    reset: bool = False,
+    progress: bool = True,
+) -> DemoSummary:
+    """Load the demo district into the database at ``url`` (the tables' owner), in one transaction.
+
+    Does nothing if this version of the same demo is there already; brings an older version up to
+    date; refuses to touch a database holding data that is not the demo, or another demo, unless
+    ``reset`` (which empties the model tables, and tables referencing them, first). On any error
+    the database is left as it was.
+    """
+    if not 1 <= households <= MAX_HOUSEHOLDS:
+        raise ValueError(f"households: {households} is not between 1 and {MAX_HOUSEHOLDS:,}")
+    if not 0 <= seed < 2**31:
+        raise ValueError(f"seed: {seed} is not between 0 and 2**31 - 1")
+    start = time.perf_counter()
+    what = f"demo version {DEMO_VERSION} ({households:,} households, seed {seed})"
+    conn = psycopg2.connect(_dsn(url))
+    try:
+        with conn, conn.cursor() as cur:
+            for setting in (
+                "statement_timeout = 0",
+                "lock_timeout = '60s'",
+                "maintenance_work_mem = '512MB'",  # index builds after the copy
+                "work_mem = '256MB'",  # the code triggers' and foreign keys' joins
+                "synchronous_commit = off",
+            ):
+                cur.execute(f"SET LOCAL {setting}")
+            # Two loaders at once wait for each other rather than interleave.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('gridmap.demo'))")
+            status, since = _what_to_do(cur, households, seed, reset)
+            if status == "current":
+                return DemoSummary(
+                    status, DEMO_VERSION, households, seed, _counts(cur),
+                    time.perf_counter() - start, message=f"{what} is already loaded",
+                )  # fmt: skip
+            if reset:
+                cur.execute(f"TRUNCATE {', '.join(TABLES)}, demo_info CASCADE")
+            ctx = _Context(cur, households, seed, progress)
+            for version, step in STEPS:
+                if version > since:
+                    step(ctx)
+            cur.execute(
+                "INSERT INTO demo_info (id, version, households, seed) VALUES (1, %s, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version,"
+                " households = EXCLUDED.households, seed = EXCLUDED.seed, loaded_at = now()",
+                (DEMO_VERSION, households, seed),
+            )
+            with ctx.stage("analyze", "analyze", len(TABLES), "tables") as bar:
+                for table in TABLES:
+                    cur.execute(f"ANALYZE {table}")
+                    bar.update(1)
+            counts = _counts(cur) if since else {t: ctx.counts.get(t, 0) for t in TABLES}
+    finally:
+        conn.close()
+    return DemoSummary(
+        status, DEMO_VERSION, households, seed, counts, time.perf_counter() - start,
+        stages={k: round(v, 3) for k, v in ctx.stages.items()}, message=f"{status} {what}",
+    )  # fmt: skip
+
+
+def _what_to_do(cur: Any, households: int, seed: int, reset: bool) -> tuple[str, int]:
+    """The status of this load ("loaded", "reloaded", "upgraded", "current") and the version the
+    database holds (0: none, so every step runs); raises DemoError rather than overwrite data."""
+    info = _read_info(cur)
+    if reset:
+        return ("reloaded" if info is not None or _has_data(cur) else "loaded"), 0
+    if info is None:
+        if _has_data(cur):
+            raise DemoError(
+                "the database holds data that is not the demo (rows in the model tables, no "
+                "demo_info row): not loading over it; load the demo into an empty database, or "
+                "pass reset=True to empty the tables first"
+            )
+        return "loaded", 0
+    if (info["households"], info["seed"]) != (households, seed):
+        raise DemoError(
+            f"another demo is loaded here (households={info['households']}, "
+            f"seed={info['seed']}): pass reset=True to replace it"
+        )
+    if info["version"] > DEMO_VERSION:
+        raise DemoError(
+            f"the demo here is version {info['version']}, newer than this gridmap's "
+            f"{DEMO_VERSION}: upgrade gridmap, or pass reset=True to reload it"
+        )
+    if info["version"] == DEMO_VERSION:
+        return "current", DEMO_VERSION
+    return "upgraded", info["version"]
+
+
+def _has_data(cur: Any) -> bool:
+    cur.execute("SELECT " + " OR ".join(f"EXISTS (SELECT 1 FROM {t})" for t in TABLES))
+    return bool(cur.fetchone()[0])

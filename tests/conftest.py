@@ -1,0 +1,115 @@
+"""Tests run against the real PostGIS of the local cluster (`make test` starts it), each suite in
+databases of its own: a template migrated and loaded with the demo once, a read-only copy shared
+by the tests that only read, and a fresh copy for each test that writes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+import pytest
+from geo.demo import load_demo
+from shapely import geos_version_string
+from sqlalchemy.engine import make_url
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.settings import Settings
+from geo.migrate import upgrade
+
+
+def pytest_report_header() -> str:
+    return f"GEOS {geos_version_string}"
+
+
+@dataclass(frozen=True)
+class TestDB:
+    name: str
+    owner_url: str
+    app_url: str
+
+    def settings(self, **overrides: Any) -> Settings:
+        return Settings(
+            database_url=self.app_url, owner_database_url=self.owner_url, env="test", **overrides
+        )
+
+
+def _url(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def _admin(url: str, sql: str) -> None:
+    dsn = make_url(url).set(drivername="postgresql", database="postgres")
+    conn = psycopg2.connect(dsn.render_as_string(hide_password=False))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+class Databases:
+    def __init__(self, base: Settings) -> None:
+        base.require_database()
+        assert base.owner_database_url and base.database_url
+        self.owner = base.owner_database_url
+        self.app = base.database_url
+        self.prefix = f"gridmap_test_{os.getpid()}"
+        self.created: list[str] = []
+
+    def make(self, name: str, template: str | None = None) -> TestDB:
+        full = f"{self.prefix}_{name}"
+        clause = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+        _admin(self.owner, f'CREATE DATABASE "{full}"{clause}')
+        self.created.append(full)
+        return TestDB(full, _url(self.owner, full), _url(self.app, full))
+
+    def drop(self, name: str) -> None:
+        _admin(self.owner, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.created.remove(name)
+
+    def drop_all(self) -> None:
+        for name in reversed(list(self.created)):
+            self.drop(name)
+
+
+@pytest.fixture(scope="session")
+def databases() -> Iterator[Databases]:
+    dbs = Databases(Settings())
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def template_db(databases: Databases) -> TestDB:
+    """Migrated and loaded with the default demo district; never connected to after that."""
+    db = databases.make("template")
+    upgrade(db.owner_url)
+    load_demo(url=db.owner_url, progress=False)
+    return db
+
+
+@pytest.fixture(scope="session")
+def demo_db(databases: Databases, template_db: TestDB) -> TestDB:
+    """The demo, for tests that only read."""
+    return databases.make("demo", template=template_db.name)
+
+
+@pytest.fixture
+def fresh_db(databases: Databases, template_db: TestDB) -> Iterator[TestDB]:
+    """A copy of the demo of this test's own, for tests that write."""
+    db = databases.make(f"t{uuid.uuid4().hex[:8]}", template=template_db.name)
+    yield db
+    databases.drop(db.name)
+
+
+@pytest.fixture(scope="session")
+def client(demo_db: TestDB) -> Iterator[TestClient]:
+    """A client of the app serving the read-only demo, as the app role."""
+    with TestClient(create_app(demo_db.settings())) as c:
+        yield c

@@ -1,0 +1,472 @@
+"""The demo district: deterministic, the right size, cleanly nested, consistent, refusing to
+overwrite real data, growing the way a city grows.
+
+Each test loads into empty migrated databases of its own (see ``scratch``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg2
+import pytest
+from sqlalchemy.engine import make_url
+
+import geo.demo as demo
+from geo.demo import DEMO_VERSION, DemoError, demo_info, load_demo
+from geo.migrate import upgrade
+
+
+def _dsn(url: str, database: str | None = None) -> str:
+    u = make_url(url).set(drivername="postgresql")
+    if database:
+        u = u.set(database=database)
+    return u.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="module")
+def scratch(databases: Any) -> Callable[[str], str]:
+    """Makes a migrated, empty database of this suite's own; dropped when the suite ends."""
+
+    def make(name: str) -> str:
+        db = databases.make(f"demo_{name}")
+        upgrade(db.owner_url)
+        return db.owner_url
+
+    return make
+
+
+@contextmanager
+def _cursor(url: str) -> Iterator[Any]:
+    conn = psycopg2.connect(_dsn(url))
+    try:
+        with conn, conn.cursor() as cur:
+            yield cur
+    finally:
+        conn.close()
+
+
+def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    with _cursor(url) as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def _one(url: str, sql: str) -> Any:
+    return _rows(url, sql)[0][0]
+
+
+@pytest.fixture(scope="module")
+def default(scratch: Callable[[str], str]) -> tuple[str, demo.DemoSummary]:
+    url = scratch("default")
+    return url, load_demo(url=url, progress=False)
+
+
+@pytest.fixture(scope="module")
+def url(default: tuple[str, demo.DemoSummary]) -> str:
+    return default[0]
+
+
+def test_default_size(default: tuple[str, demo.DemoSummary]) -> None:
+    url, summary = default
+    assert summary.status == "loaded"
+    assert summary.counts["grid"] == 10
+    assert summary.counts["building"] == summary.counts["micro_grid"] == 300
+    assert summary.counts["household"] == 5000
+    assert summary.counts["merchant"] == 100
+    assert summary.counts == {t: _one(url, f"SELECT count(*) FROM {t}") for t in demo.TABLES}
+    assert _rows(url, "SELECT code, name FROM district") == [("310106", "静安区")]
+    assert _rows(url, "SELECT code, name FROM subdistrict") == [("310106015", "天目西路街道")]
+    communities = _rows(url, "SELECT code, name, office IS NOT NULL FROM community ORDER BY code")
+    assert len(communities) >= 3
+    assert communities[0] == ("310106015001", "蕃瓜弄居委会", True)
+    assert all(has_office for _, _, has_office in communities)
+    # The real communities, in code order.
+    assert [c[0] for c in communities] == [
+        f"310106015{k:03d}" for k in range(1, 1 + len(communities))
+    ]
+    members = _one(url, "SELECT count(*)::float / (SELECT count(*) FROM household) FROM person")
+    assert 2.3 <= members <= 2.8
+    assert (
+        _one(url, "SELECT max(n) FROM (SELECT count(*) n FROM person GROUP BY household_id) x") <= 6
+    )
+
+
+def test_default_is_centred_on_tianmu_west_road(url: str) -> None:
+    lon, lat = _rows(
+        url, "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(geom) c FROM subdistrict) x"
+    )[0]
+    assert abs(lon - 121.452) < 0.003 and abs(lat - 31.248) < 0.003
+
+
+def test_subdistrict_area_is_the_real_ones(url: str) -> None:
+    km2 = _one(url, "SELECT ST_Area(geom::geography) / 1e6 FROM subdistrict")
+    assert 1.5 <= km2 <= 2.2
+
+
+NESTING = [
+    ("building", "geom", "micro_grid", "micro_grid_id"),
+    ("micro_grid", "geom", "grid", "grid_id"),
+    ("grid", "geom", "community", "community_id"),
+    ("community", "geom", "subdistrict", "subdistrict_id"),
+    ("community", "office", "subdistrict", "subdistrict_id"),
+    ("subdistrict", "geom", "district", "district_id"),
+    ("household", "location", "building", "building_id"),
+    ("merchant", "geom", "building", "building_id"),
+]
+
+
+def test_geometries_valid_and_nested(url: str) -> None:
+    for table in ("district", "subdistrict", "community", "grid", "micro_grid", "building"):
+        assert _one(url, f"SELECT count(*) FROM {table} WHERE NOT ST_IsValid(geom)") == 0, table
+    for child, column, parent, key in NESTING:
+        outside = _one(
+            url,
+            f"SELECT count(*) FROM {child} c JOIN {parent} p ON p.id = c.{key}"
+            f" WHERE NOT ST_CoveredBy(c.{column}, ST_Buffer(p.geom, 1e-8))",
+        )
+        assert outside == 0, f"{child}.{column} outside its {parent}"
+    assert _one(url, "SELECT count(*) FROM community WHERE NOT ST_Contains(geom, office)") == 0
+
+
+def test_each_level_is_tiled_by_the_level_below(url: str) -> None:
+    """Micro-grids tile their grid (no gaps, no overlaps), and so on up: unions are neat."""
+    for child, parent, key in (
+        ("micro_grid", "grid", "grid_id"),
+        ("grid", "community", "community_id"),
+        ("community", "subdistrict", "subdistrict_id"),
+        ("subdistrict", "district", "district_id"),
+    ):
+        gaps = _one(
+            url,
+            f"SELECT count(*) FROM {parent} p WHERE abs(ST_Area(p.geom)"
+            f" - (SELECT sum(ST_Area(c.geom)) FROM {child} c WHERE c.{key} = p.id)) > 1e-10",
+        )
+        assert gaps == 0, f"{child}s do not tile their {parent}"
+    overlaps = _one(
+        url,
+        "SELECT count(*) FROM micro_grid a JOIN micro_grid b ON a.id < b.id"
+        " AND ST_Intersects(a.geom, b.geom) WHERE ST_Area(ST_Intersection(a.geom, b.geom)) > 1e-12",
+    )
+    assert overlaps == 0
+    assert _one(url, "SELECT max(ST_NumGeometries(geom)) FROM grid") == 1  # contiguous
+
+
+def test_buildings_are_believable(url: str) -> None:
+    low, high = _rows(
+        url,
+        "SELECT min(ST_Area(geom::geography)), max(ST_Area(geom::geography)) FROM building",
+    )[0]
+    assert low >= 60 and high <= 80 * 40
+    # Every side 10-80 m (rotated rectangles).
+    sides = _rows(
+        url,
+        "SELECT min(d), max(d) FROM (SELECT ST_Distance("
+        " ST_PointN(ST_ExteriorRing(geom), i)::geography,"
+        " ST_PointN(ST_ExteriorRing(geom), i + 1)::geography) d FROM building,"
+        " generate_series(1, 2) i) x",
+    )[0]
+    assert sides[0] >= 9.5 and sides[1] <= 80.5
+    per_building = _one(url, "SELECT count(*)::float / count(DISTINCT building_id) FROM household")
+    assert 15 <= per_building <= 18
+
+
+def test_codes_extend_their_parents(url: str) -> None:
+    for child, parent, key, pattern in (
+        ("subdistrict", "district", "district_id", r"^\d{9}$"),
+        ("community", "subdistrict", "subdistrict_id", r"^\d{12}$"),
+        ("grid", "community", "community_id", r"^\d{15}$"),
+        ("micro_grid", "grid", "grid_id", r"^\d{18}$"),
+        ("building", "micro_grid", "micro_grid_id", r"^\d{18}001$"),
+        ("household", "building", "building_id", r"^\d{21}-\d+-\d{4}$"),
+        ("person", "household", "household_id", r"^\d{21}-\d+-\d{4}-\d{2}$"),
+    ):
+        separator = "-" if child in ("household", "person") else ""
+        bad = _one(
+            url,
+            f"SELECT count(*) FROM {child} c JOIN {parent} p ON p.id = c.{key}"
+            f" WHERE NOT starts_with(c.code, p.code || '{separator}') OR c.code !~ '{pattern}'",
+        )
+        assert bad == 0, child
+    bad = _one(
+        url,
+        "SELECT count(*) FROM household WHERE code <> '' || split_part(code, '-', 1)"
+        " || '-' || unit || '-' || room",
+    )
+    assert bad == 0
+    assert _rows(url, "SELECT code FROM grid ORDER BY code LIMIT 1") == [("310106015001001",)]
+
+
+def test_class_c_households_have_flagged_members(url: str) -> None:
+    flagged = (
+        "EXISTS (SELECT 1 FROM person p WHERE p.household_id = h.id AND (p.elderly_living_alone"
+        " OR p.childless_elderly OR p.bereaved OR p.low_income OR p.disabled OR p.entitled_group))"
+    )
+    assert (
+        _one(url, f"SELECT count(*) FROM household h WHERE (household_class = 'C') <> {flagged}")
+        == 0
+    )
+    # Elderly living alone: a one-person household aged 65 or more, and every such one flagged.
+    wrong = _one(
+        url,
+        "SELECT count(*) FROM household h JOIN LATERAL (SELECT count(*) n,"
+        " bool_or(elderly_living_alone) f, min(birth_year) y"
+        " FROM person p WHERE p.household_id = h.id) m ON true"
+        f" WHERE m.f <> (m.n = 1 AND {demo.REF_YEAR} - m.y >= 65)",
+    )
+    assert wrong == 0
+    shares = dict(
+        _rows(url, "SELECT household_class, count(*)::float / 5000 FROM household GROUP BY 1")
+    )
+    assert 0.10 <= shares["A"] <= 0.20
+    assert 0.60 <= shares["B"] <= 0.80
+    assert 0.10 <= shares["C"] <= 0.20
+
+
+def test_people_are_consistent(url: str) -> None:
+    # Relations and ages agree: children at least 18 years younger than the head, parents older.
+    assert (
+        _one(
+            url,
+            "SELECT count(*) FROM person c JOIN person h ON h.household_id = c.household_id"
+            " AND h.relation = '户主'"
+            " WHERE (c.relation = '子女' AND c.birth_year < h.birth_year + 18)"
+            " OR (c.relation = '父母' AND c.birth_year > h.birth_year - 18)"
+            " OR (c.relation = '孙子女' AND c.birth_year < h.birth_year + 36)",
+        )
+        == 0
+    )
+    assert (
+        _one(
+            url,
+            "SELECT count(*) FROM household WHERE NOT EXISTS (SELECT 1 FROM person p"
+            " WHERE p.household_id = household.id AND p.relation = '户主')",
+        )
+        == 0
+    )
+    assert _one(url, "SELECT count(*) FROM person WHERE phone !~ '^1[3-9][0-9]{9}$'") == 0
+    seeking = _rows(
+        url,
+        "SELECT m.grid_id, avg(p.seeking_work::int) FROM person p"
+        " JOIN household h ON h.id = p.household_id"
+        " JOIN building b ON b.id = h.building_id JOIN micro_grid m ON m.id = b.micro_grid_id"
+        " GROUP BY 1 ORDER BY 2 DESC",
+    )
+    overall = _one(url, "SELECT avg(seeking_work::int) FROM person")
+    assert 0.01 <= overall <= 0.06
+    assert seeking[0][1] > 3 * seeking[-1][1]  # concentrated in one or two grids
+
+
+def _id_check(first17: str) -> str:
+    weights = [2 ** (17 - i) % 11 for i in range(17)]
+    return "10X98765432"[sum(int(c) * w for c, w in zip(first17, weights, strict=True)) % 11]
+
+
+def test_id_numbers(url: str) -> None:
+    rows = _rows(url, "SELECT id_number, birth_year, gender FROM person")
+    assert len({r[0] for r in rows}) == len(rows)
+    for number, year, gender in rows:
+        assert re.fullmatch(r"310106\d{11}[0-9X]", number), number
+        assert int(number[6:10]) == year
+        assert number[17] == _id_check(number[:17]), number
+        assert int(number[16]) % 2 == (1 if gender == "M" else 0)
+    assert demo.id_check_digit("11010519491231002") == "X"  # GB 11643's own example
+
+
+def test_workers(url: str) -> None:
+    roles = dict(_rows(url, "SELECT role::text, count(*) FROM worker GROUP BY 1"))
+    assert set(roles) == {
+        "GRID_CENTER",
+        "COMMUNITY",
+        "GRID_WORKER",
+        "MICRO_GRID_LEADER",
+        "DEPARTMENT",
+    }
+    uncovered = _one(
+        url,
+        "SELECT count(*) FROM grid g WHERE NOT EXISTS (SELECT 1 FROM worker_grid wg JOIN worker w"
+        " ON w.id = wg.worker_id WHERE wg.grid_id = g.id AND w.role = 'GRID_WORKER')",
+    )
+    assert uncovered == 0
+    assert (
+        _one(
+            url,
+            "SELECT count(*) FROM worker WHERE role = 'GRID_CENTER' AND community_id IS NOT NULL",
+        )
+        == 0
+    )
+    assert (
+        _one(url, "SELECT count(*) FROM worker WHERE role = 'COMMUNITY' AND community_id IS NULL")
+        == 0
+    )
+    units = {
+        r[0] for r in _rows(url, "SELECT DISTINCT unit_code FROM worker WHERE role = 'DEPARTMENT'")
+    }
+    assert 4 <= len(units) <= 6
+    codes = [r[0] for r in _rows(url, "SELECT code FROM worker")]
+    assert all(re.fullmatch(r"JA015-(GC|SQ|WG|WL|BM)-\d{4}", c) for c in codes)
+
+
+def test_merchants_line_the_commercial_street(url: str) -> None:
+    rows = _rows(url, "SELECT code, category, building_id IS NOT NULL, address FROM merchant")
+    assert len(rows) == 100
+    assert len({r[1] for r in rows}) >= 8
+    assert sum(r[2] for r in rows) >= 50  # most are shops on the ground floor of a building
+    assert all(r[3].startswith("天目西路") for r in rows)
+    for code, *_ in rows:
+        assert re.fullmatch(r"9[12]310106[0-9A-HJ-NPQRTUWXY]{10}", code), code
+        assert code[17] == demo.uscc_check(code[:17])
+    # All along one street: their latitudes fall in a band ~60 m wide.
+    spread = _one(
+        url,
+        "SELECT ST_Distance(ST_MakePoint(0, min(ST_Y(geom)))::geography,"
+        " ST_MakePoint(0, max(ST_Y(geom)))::geography) FROM merchant",
+    )
+    assert spread < 80
+
+
+def test_second_load_is_current(url: str) -> None:
+    info = demo_info(url=url)
+    assert info is not None
+    assert (info["version"], info["households"], info["seed"]) == (DEMO_VERSION, 5000, 2026)
+    again = load_demo(url=url, progress=False)
+    assert again.status == "current"
+    assert again.counts["household"] == 5000
+    assert demo_info(url=url)["loaded_at"] == info["loaded_at"]
+    with pytest.raises(DemoError, match="reset"):
+        load_demo(url=url, households=6000, progress=False)
+
+
+DUMP = {
+    "subdistrict": "id, code, ST_AsEWKB(geom)",
+    "community": "id, code, name, ST_AsEWKB(geom), ST_AsEWKB(office)",
+    "grid": "id, code, ST_AsEWKB(geom)",
+    "micro_grid": "id, code, ST_AsEWKB(geom)",
+    "building": "id, code, name, address, levels, ST_AsEWKB(geom)",
+    "household": "id, code, household_class, moved_in, ST_AsEWKB(location)",
+    "person": "id, code, name, gender, birth_year, phone, id_number, seeking_work",
+    "worker": "id, code, name, role, unit_code",
+    "merchant": "id, code, name, ST_AsEWKB(geom)",
+}
+
+
+def _digest(url: str) -> dict[str, str]:
+    out = {}
+    for table, columns in DUMP.items():
+        h = hashlib.sha256()
+        for row in _rows(url, f"SELECT {columns} FROM {table} ORDER BY code"):
+            h.update(repr([bytes(v) if isinstance(v, memoryview) else v for v in row]).encode())
+        out[table] = h.hexdigest()
+    return out
+
+
+def test_deterministic(url: str, scratch: Callable[[str], str]) -> None:
+    twin = scratch("twin")
+    load_demo(url=twin, progress=False)
+    assert _digest(twin) == _digest(url)
+    other = scratch("other_seed")
+    load_demo(url=other, seed=7, progress=False)
+    different = _digest(other)
+    assert all(different[t] != d for t, d in _digest(url).items())
+
+
+def test_refuses_to_load_over_real_data(scratch: Callable[[str], str]) -> None:
+    target = scratch("real")
+    with _cursor(target) as cur:
+        cur.execute(
+            "INSERT INTO district (code, name, geom) VALUES ('310106', '静安区',"
+            " ST_Multi(ST_MakeEnvelope(121.4, 31.2, 121.5, 31.3, 4326)))"
+        )
+    with pytest.raises(DemoError, match="not the demo"):
+        load_demo(url=target, progress=False)
+    assert _one(target, "SELECT count(*) FROM district") == 1
+    assert _one(target, "SELECT count(*) FROM subdistrict") == 0
+    assert demo_info(url=target) is None
+    summary = load_demo(url=target, reset=True, progress=False)
+    assert summary.status == "reloaded"
+    assert _one(target, "SELECT count(*) FROM district") == 1
+    assert _one(target, "SELECT count(*) FROM household") == 5000
+
+
+def test_failure_leaves_the_database_as_it_was(
+    scratch: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = scratch("failure")
+    indexes = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
+    constraints = (
+        "SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1"
+    )
+    before = _rows(target, indexes), _rows(target, constraints)
+
+    def broken(plan: Any) -> list[str]:
+        raise RuntimeError("merchants exploded")
+
+    monkeypatch.setattr(demo, "_merchants", broken)
+    with pytest.raises(RuntimeError, match="exploded"):
+        load_demo(url=target, progress=False)
+    assert all(_one(target, f"SELECT count(*) FROM {t}") == 0 for t in demo.TABLES)
+    assert demo_info(url=target) is None
+    assert (_rows(target, indexes), _rows(target, constraints)) == before
+    # A load that succeeds rebuilds the indexes and keys it set aside, exactly.
+    monkeypatch.undo()
+    load_demo(url=target, progress=False)
+    assert (_rows(target, indexes), _rows(target, constraints)) == before
+    assert _one(target, "SELECT count(*) FROM pg_constraint WHERE NOT convalidated") == 0
+
+
+def test_an_older_demo_is_brought_up_to_date(
+    scratch: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = scratch("upgrade")
+    load_demo(url=target, progress=False)
+    added: list[int] = []
+
+    def version_2(ctx: Any) -> None:
+        added.append(ctx.plan.households)
+
+    monkeypatch.setattr(demo, "DEMO_VERSION", 2)
+    monkeypatch.setattr(demo, "STEPS", [*demo.STEPS, (2, version_2)])
+    summary = load_demo(url=target, progress=False)
+    assert (summary.status, added) == ("upgraded", [5000])
+    assert summary.counts["household"] == 5000
+    assert demo_info(url=target)["version"] == 2
+    assert load_demo(url=target, progress=False).status == "current"
+    assert added == [5000]
+
+
+def test_scaling(scratch: Callable[[str], str]) -> None:
+    target = scratch("scaled")
+    summary = load_demo(url=target, households=50_000, progress=False)
+    counts = summary.counts
+    assert counts["household"] == 50_000
+    assert 90 <= counts["grid"] <= 110
+    assert 2500 <= counts["building"] <= 3500
+    assert counts["micro_grid"] == counts["building"]
+    low, high = _rows(
+        target,
+        "SELECT min(n), max(n) FROM (SELECT count(*) n FROM household h"
+        " JOIN building b ON b.id = h.building_id JOIN micro_grid m ON m.id = b.micro_grid_id"
+        " GROUP BY m.grid_id) x",
+    )[0]
+    assert low >= 200 and high <= 900  # grids still of a few hundred households
+    subdistricts = _rows(target, "SELECT code, name FROM subdistrict ORDER BY code")
+    assert ("310106015", "天目西路街道") in subdistricts and len(subdistricts) >= 2
+    # Real communities of each subdistrict, more grids per community than at the default size.
+    assert _one(target, "SELECT count(*) FROM community WHERE name LIKE '%生成%'") == 0
+    assert _one(target, "SELECT count(*)::float / (SELECT count(*) FROM community) FROM grid") > 4
+    # Subdistricts side by side: they do not overlap, and each is in one piece.
+    assert (
+        _one(
+            target,
+            "SELECT count(*) FROM subdistrict a JOIN subdistrict b ON a.id < b.id"
+            " WHERE ST_Area(ST_Intersection(a.geom, b.geom)) > 1e-12",
+        )
+        == 0
+    )
+    assert _one(target, "SELECT max(ST_NumGeometries(geom)) FROM subdistrict") == 1
+    assert _one(target, "SELECT count(DISTINCT left(code, 5)) FROM worker") == len(subdistricts)
+    assert _one(target, "SELECT count(*) FROM merchant") == 100 * len(subdistricts)
