@@ -15,10 +15,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from api.auth import Authenticator
 from api.graphql import JSONResponse, graphql_endpoint
 from api.schema import sdl
 from api.settings import ROOT, Settings
 from geo.db import make_engine
+from geo.pii import Vault
 
 LANDING = Path(__file__).with_name("landing.html")
 # Map pages add themselves here as (path, title) so the landing page links them.
@@ -32,6 +34,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = make_engine(settings.require_database(), pool_size=settings.pool_size)
+        app.state.auth = Authenticator(settings, app.state.engine)
+        app.state.vault = Vault(settings.secret_key)
         try:
             yield
         finally:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from api.settings import ROOT, Settings
+from geo.errors import NotFound
 
 
 def _settings() -> Settings:
@@ -113,11 +116,116 @@ def demo(households: int, seed: int, reset: bool, quiet: bool) -> None:
     or bring an older demo up to date. Never overwrites data that is not a demo."""
     from geo.demo import load_demo
 
+    settings = _settings()
     summary = load_demo(
-        url=_owner_url(_settings()), households=households, seed=seed, reset=reset,
-        progress=not quiet,
+        url=_owner_url(settings), secret_key=settings.secret_key, households=households,
+        seed=seed, reset=reset, progress=not quiet,
     )  # fmt: skip
     click.echo(summary)
+
+
+@main.group()
+def auth() -> None:
+    """Tokens, passwords and revocation for workers (signed with the settings' secret key)."""
+
+
+def _ttl(value: str) -> dt.timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return dt.timedelta(seconds=float(value[:-1]) * units[value[-1]])
+    except (KeyError, ValueError, IndexError):
+        raise click.BadParameter(f"{value!r}: use a number and s, m, h or d (e.g. 12h)") from None
+
+
+def _worker(code: str) -> dict[str, Any]:
+    from sqlalchemy import create_engine
+
+    from geo.workers import worker_by_code
+
+    engine = create_engine(_owner_url(_settings()))
+    try:
+        with engine.connect() as connection:
+            return worker_by_code(connection=connection, code=code)
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        engine.dispose()
+
+
+@auth.command("token")
+@click.option("--worker", "code", required=True, help="The worker's staff number.")
+@click.option("--ttl", default="12h", show_default=True, help="Lifetime: 30m, 12h, 7d …")
+def auth_token(code: str, ttl: str) -> None:
+    """Print a Bearer token for a worker (for operators and tests), alone on standard output."""
+    from api.auth import issue_token
+
+    click.echo(issue_token(_settings(), _worker(code), ttl=_ttl(ttl)))
+
+
+@auth.command("demo-tokens")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option("--ttl", default="12h", show_default=True, help="Lifetime of each token.")
+def auth_demo_tokens(as_json: bool, ttl: str) -> None:
+    """A demo user of each role with a token (and the demo password for the login page)."""
+    from api.auth import issue_token
+    from geo.demo import DEMO_PASSWORD, demo_logins_of
+
+    settings = _settings()
+    logins = demo_logins_of(_owner_url(settings))
+    if not logins:
+        raise click.ClickException("no demo is loaded: run `gridmap demo`")
+    out = {
+        role.lower(): {"worker": code, "token": issue_token(settings, _worker(code), ttl=_ttl(ttl))}
+        for role, code in logins.items()
+    }
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo(f"Demo logins (password {DEMO_PASSWORD!r} at /login), with Bearer tokens:")
+    for role, entry in out.items():
+        click.echo(f"  {role:<12} {entry['worker']:<16} {entry['token']}")
+
+
+@auth.command("revoke")
+@click.option("--worker", "code", required=True, help="The worker's staff number.")
+def auth_revoke(code: str) -> None:
+    """Revoke every token and browser session of a worker, at once."""
+    from sqlalchemy import create_engine
+
+    from geo.workers import revoke_tokens
+
+    engine = create_engine(_owner_url(_settings()))
+    try:
+        with engine.begin() as connection:
+            revoke_tokens(connection=connection, code=code)
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        engine.dispose()
+    click.echo(f"revoked every token and session of {code}")
+
+
+@auth.command("password")
+@click.option("--worker", "code", required=True, help="The worker's staff number.")
+@click.password_option(help="The new password (asked for when not given).")
+def auth_password(code: str, password: str) -> None:
+    """Set a worker's password for the login page (stored as an argon2 hash)."""
+    from sqlalchemy import create_engine
+
+    from api.auth import hash_password
+    from geo.workers import set_password
+
+    if len(password) < 8:
+        raise click.BadParameter("at least 8 characters", param_hint="password")
+    engine = create_engine(_owner_url(_settings()))
+    try:
+        with engine.begin() as connection:
+            set_password(connection=connection, code=code, password_hash=hash_password(password))
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        engine.dispose()
+    click.echo(f"password set for {code}")
 
 
 @main.command()

@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from graphql import ExecutionResult
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 from strawberry.types.graphql import OperationType
 
+from api.auth import Unauthenticated
 from api.database import RequestDB
 from api.errors import format_error
 from api.schema import schema
 from api.schema.context import Context
+from geo.access import Caller
+from geo.audit import write_reads
 
 MAX_BODY_BYTES = 1_000_000
 
@@ -30,9 +34,13 @@ def _problem(message: str, status: int, code: str = "BAD_REQUEST") -> JSONRespon
 
 
 async def graphql_endpoint(request: Request) -> Response:
+    if request.method == "GET" and "query" not in request.query_params:
+        return HTMLResponse(get_graphql_ide_html(graphql_ide="graphiql"))
+    try:
+        caller = await request.app.state.auth.caller(request)
+    except Unauthenticated as exc:
+        return _problem(exc.message, 401, exc.code)
     if request.method == "GET":
-        if "query" not in request.query_params:
-            return HTMLResponse(get_graphql_ide_html(graphql_ide="graphiql"))
         params: Any = dict(request.query_params)
         if isinstance(params.get("variables"), str):
             try:
@@ -53,24 +61,45 @@ async def graphql_endpoint(request: Request) -> Response:
     if variables is not None and not isinstance(variables, dict):
         return _problem('"variables" must be a JSON object', 400, "BAD_USER_INPUT")
 
-    app = request.app
-    db = RequestDB(app.state.engine, scope={})
-    context = Context(request=request, settings=app.state.settings, db=db)
-    try:
-        result = await schema.execute(
-            params["query"],
-            variable_values=variables,
-            context_value=context,
-            operation_name=params.get("operationName"),
-            allowed_operation_types=_allowed(request),
-        )
-    finally:
-        await db.close()
+    result = await execute(request, caller, params["query"], variables, params.get("operationName"))
     payload: dict[str, Any] = {"data": result.data}
     if result.errors:
         payload["errors"] = [format_error(e) for e in result.errors]
     status = 200 if result.data is not None or request.method == "POST" else 400
     return JSONResponse(payload, status)
+
+
+async def execute(
+    request: Request,
+    caller: Caller,
+    query: str,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+) -> ExecutionResult:
+    """One operation as ``caller``, in one transaction that first records who is asking. What
+    the answer revealed of personal data is audited in that transaction before it commits."""
+    app = request.app
+    db = RequestDB(app.state.engine, scope=caller.settings())
+    context = Context(
+        request=request, settings=app.state.settings, db=db, caller=caller, vault=app.state.vault
+    )
+    committed = False
+    try:
+        result = await schema.execute(
+            query,
+            variable_values=variables,
+            context_value=context,
+            operation_name=operation_name,
+            allowed_operation_types=_allowed(request),
+        )
+        if context.audit.reads:
+            await db.run(write_reads, trail=context.audit)
+        await db.close(commit=True)
+        committed = True
+    finally:
+        if not committed:
+            await db.close()
+    return result
 
 
 def _allowed(request: Request) -> tuple[OperationType, ...]:

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"
 ENV_FILE = VAR / "gridmap.env"
+DEVELOPMENT_SECRET = "development-only-secret-key-never-use-it"
 
 
 class Settings(BaseSettings):
@@ -30,16 +31,30 @@ class Settings(BaseSettings):
     )
     # Migrations and the demo loader run as the tables' owner.
     owner_database_url: str | None = None
-    secret_key: str = "dev-insecure-key"
+    secret_key: str = DEVELOPMENT_SECRET
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("GRIDMAP_HOST", "HOST"))
     port: int = Field(default=8000, validation_alias=AliasChoices("GRIDMAP_PORT", "PORT"))
     timezone: str = "Asia/Shanghai"
     pool_size: int = 10
+    # The public sees no count of fewer households than this (aggregates, hotspot cells …).
+    k_anonymity: int = 10
 
     @model_validator(mode="after")
     def _owner_defaults_to_app_url(self) -> Settings:
         if self.owner_database_url is None:
             self.owner_database_url = self.database_url
+        return self
+
+    @model_validator(mode="after")
+    def _no_default_secret_outside_development(self) -> Settings:
+        if self.env != "development" and (
+            self.secret_key == DEVELOPMENT_SECRET or len(self.secret_key) < 32
+        ):
+            raise ValueError(
+                f"GRIDMAP_SECRET_KEY: with GRIDMAP_ENV={self.env} the secret key must be set to a "
+                "random value of at least 32 characters (it signs tokens and seals ID numbers); "
+                "`gridmap db up` writes one to var/gridmap.env"
+            )
         return self
 
     def require_database(self) -> str:

@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
-    owner = Settings().owner_database_url
+    settings = Settings()
+    owner = settings.owner_database_url
     if not owner:
         parser.error("no database configured: run `gridmap db up` or set DATABASE_URL")
     name = f"demo_bench_{os.getpid()}"
@@ -94,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         conn.close()
         start = time.perf_counter()
         summary = load_demo(
-            url=url, households=args.households, seed=args.seed, progress=not args.no_progress
-        )
+            url=url, secret_key=settings.secret_key, households=args.households, seed=args.seed,
+            progress=not args.no_progress,
+        )  # fmt: skip
         total = time.perf_counter() - start
         print(f"machine: {_machine()}")
         print(f"server: {server.split(' on ')[0]}, PostGIS {postgis}; schema by {schema}")

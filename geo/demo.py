@@ -60,8 +60,9 @@ from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
 from geo.errors import GridmapError
+from geo.pii import Vault
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 
 DATA = Path(__file__).with_name("data")
 DISTRICT_CODE = "310106"
@@ -1134,7 +1135,9 @@ COLUMNS = {
         "relation",
         "birth_year",
         "phone",
-        "id_number",
+        "id_number_sealed",
+        "id_number_digest",
+        "id_number_masked",
         "elderly_living_alone",
         "childless_elderly",
         "bereaved",
@@ -1309,12 +1312,20 @@ def _members(size: int, r: Callable[[], float]) -> list[tuple[str, str, int]]:
     return [*out, ("父母", "M", parent_of(h)), ("父母", "F", parent_of(h))]
 
 
-def _population(plan: _Plan, stop: threading.Event) -> Iterator[tuple[int, list[str], list[str]]]:
+def _population(
+    plan: _Plan, vault: Vault, stop: threading.Event
+) -> Iterator[tuple[int, list[str], list[str]]]:
     """(households, household rows, person rows) in chunks, buildings in code order."""
     rng = _rng(plan.seed, "population")
     r = rng.random
     people = _People(rng)
     surname, given, phone, id_number = people.surname, people.given, people.phone, people.id_number
+
+    def sealed(number: str) -> str:
+        """The three stored forms of an ID number, as COPY text columns (bytea as hex)."""
+        cipher, digest, masked = vault.seal(number)
+        return f"\\\\x{cipher.hex()}\t\\\\x{digest.hex()}\t{masked}"
+
     hh_rows: list[str] = []
     p_rows: list[str] = []
     count = 0
@@ -1396,7 +1407,7 @@ def _population(plan: _Plan, stop: threading.Event) -> Iterator[tuple[int, list[
                     flags = _FALSE7
                 p_rows.append(
                     f"{_uuid(rng)}\t{hcode}-{m:02d}\t{hid}\t{name}\t{gender}\t{relation}\t{year}\t"
-                    f"{tel}\t{id_number(year, gender)}\t{flags}\n"
+                    f"{tel}\t{sealed(id_number(year, gender))}\t{flags}\n"
                 )
             if special:
                 cls = "C"
@@ -1563,8 +1574,9 @@ def _dsn(url: str) -> str:
 class _Context:
     """What a loading step needs: the cursor, the parameters, timings and the plan (built once)."""
 
-    def __init__(self, cur: Any, households: int, seed: int, progress: bool) -> None:
+    def __init__(self, cur: Any, households: int, seed: int, progress: bool, vault: Vault) -> None:
         self.cur = cur
+        self.vault = vault
         self.households = households
         self.seed = seed
         self.progress = progress
@@ -1632,7 +1644,7 @@ def _load_v1(ctx: _Context) -> None:
             bar.update(1)
     with ctx.stage("households", "households and members", plan.households, "households") as bar:
         restore = _suspend_indexes(ctx.cur, BULK_TABLES)
-        for n, hh_rows, p_rows in _in_background(lambda stop: _population(plan, stop)):
+        for n, hh_rows, p_rows in _in_background(lambda stop: _population(plan, ctx.vault, stop)):
             ctx.copy("household", hh_rows)
             ctx.copy("person", p_rows)
             bar.update(n)
@@ -1653,7 +1665,48 @@ def _load_v1(ctx: _Context) -> None:
 
 # Each version's step, in order: a fresh load runs them all, an older demo the ones it lacks.
 # Later versions append theirs, e.g. ``(2, _load_visits)``.
-STEPS: list[tuple[int, Callable[[_Context], None]]] = [(1, _load_v1)]
+# One demo user of each role signs in with this password (development only: a demo is demo data).
+DEMO_PASSWORD = "gridmap-demo"
+DEMO_ROLES = ("GRID_CENTER", "COMMUNITY", "GRID_WORKER", "DEPARTMENT")
+# Fixed argon2 hash of DEMO_PASSWORD, so the demo stays deterministic and loads without hashing.
+DEMO_PASSWORD_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$Z3JpZG1hcC1kZW1vLXNhbHQ$"
+    "OxbWRRFItUv8o3B7cSiirReDRK2Ndb3yK4unYEHIA6A"
+)
+
+
+def demo_logins(cur: Any) -> dict[str, str]:
+    """The demo user of each role: the first worker of that role in the home subdistrict."""
+    cur.execute(
+        "SELECT DISTINCT ON (w.role) w.role::text, w.code FROM worker w"
+        " JOIN subdistrict s ON s.id = w.subdistrict_id"
+        " WHERE s.code = %s AND w.role::text = ANY(%s) ORDER BY w.role, w.code",
+        (HOME_SUBDISTRICT, list(DEMO_ROLES)),
+    )
+    return dict(cur.fetchall())
+
+
+def demo_logins_of(url: str) -> dict[str, str]:
+    """``demo_logins`` of the database at ``url``; empty when no demo is loaded."""
+    conn = psycopg2.connect(_dsn(url))
+    try:
+        with conn, conn.cursor() as cur:
+            return demo_logins(cur) if _read_info(cur) else {}
+    finally:
+        conn.close()
+
+
+def _load_v2_logins(ctx: _Context) -> None:
+    """Version 2: demo users of each role can sign in (see DEMO_PASSWORD)."""
+    with ctx.stage("logins", "demo logins", 1, "steps") as bar:
+        codes = list(demo_logins(ctx.cur).values())
+        ctx.cur.execute(
+            "UPDATE worker SET password_hash = %s WHERE code = ANY(%s)", (DEMO_PASSWORD_HASH, codes)
+        )
+        bar.update(1)
+
+
+STEPS: list[tuple[int, Callable[[_Context], None]]] = [(1, _load_v1), (2, _load_v2_logins)]
 
 
 _END = object()
@@ -1777,12 +1830,15 @@ def demo_info(*, url: str) -> dict[str, Any] | None:
 def load_demo(
     *,
     url: str,
+    secret_key: str,
     households: int = 5000,
     seed: int = 2026,
     reset: bool = False,
     progress: bool = True,
 ) -> DemoSummary:
     """Load the demo district into the database at ``url`` (the tables' owner), in one transaction.
+
+    ``secret_key`` (the settings' key) seals the ID numbers as the app will read them.
 
     Does nothing if this version of the same demo is there already; brings an older version up to
     date; refuses to touch a database holding data that is not the demo, or another demo, unless
@@ -1816,7 +1872,7 @@ def load_demo(
                 )  # fmt: skip
             if reset:
                 cur.execute(f"TRUNCATE {', '.join(TABLES)}, demo_info CASCADE")
-            ctx = _Context(cur, households, seed, progress)
+            ctx = _Context(cur, households, seed, progress, Vault(secret_key))
             for version, step in STEPS:
                 if version > since:
                     step(ctx)

@@ -21,8 +21,22 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str, revision: str = "head", *, secret_key: str | None = None) -> None:
+    """Migrate the database at ``url``; ``secret_key`` seals personal data that a migration
+    moves (defaults to the settings' key)."""
+    config = alembic_config(url)
+    config.attributes["secret_key"] = secret_key
+    command.upgrade(config, revision)
+
+
+def secret_key_of(config: Config) -> str:
+    """The key a migration seals data with: the caller's, else the settings' key."""
+    key = config.attributes.get("secret_key")
+    if key:
+        return key
+    from api.settings import Settings  # the alembic command line: settings as the app sees them
+
+    return Settings().secret_key
 
 
 def current_revision(url: str) -> str | None:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -225,7 +226,11 @@ class Person(Base):
     relation: Mapped[str | None] = mapped_column(Text)
     birth_year: Mapped[int | None] = mapped_column(SmallInteger)
     phone: Mapped[str | None] = mapped_column(Text)
-    id_number: Mapped[str | None] = mapped_column(Text)
+    # The ID number, never in plain text (geo/pii.py): sealed with AES-GCM, an HMAC digest to
+    # find a person by number, and the masked form roles without the right to read it may see.
+    id_number_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_digest: Mapped[bytes | None] = mapped_column(LargeBinary, index=True)
+    id_number_masked: Mapped[str | None] = mapped_column(Text)
     elderly_living_alone: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     childless_elderly: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     bereaved: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
@@ -263,6 +268,10 @@ class Worker(Base):
     community_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("community.id"), index=True)
     # Department staff belong to a unit (e.g. the housing office) that cases are dispatched to.
     unit_code: Mapped[str | None] = mapped_column(Text)
+    # argon2 hash; NULL: this worker cannot log in with a password.
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    # Bumped to revoke every token and session issued before (api/auth.py).
+    token_epoch: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class Merchant(Base):

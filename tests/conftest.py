@@ -12,14 +12,17 @@ from typing import Any
 
 import psycopg2
 import pytest
-from geo.demo import load_demo
 from shapely import geos_version_string
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from api.auth import issue_token
 from api.settings import Settings
+from geo.demo import demo_logins_of, load_demo
 from geo.migrate import upgrade
+from geo.workers import worker_by_code
 
 
 def pytest_report_header() -> str:
@@ -90,7 +93,7 @@ def template_db(databases: Databases) -> TestDB:
     """Migrated and loaded with the default demo district; never connected to after that."""
     db = databases.make("template")
     upgrade(db.owner_url)
-    load_demo(url=db.owner_url, progress=False)
+    load_demo(url=db.owner_url, secret_key=Settings().secret_key, progress=False)
     return db
 
 
@@ -108,8 +111,46 @@ def fresh_db(databases: Databases, template_db: TestDB) -> Iterator[TestDB]:
     databases.drop(db.name)
 
 
+def demo_tokens(db: TestDB) -> dict[str, dict[str, str]]:
+    """{role: {"worker": code, "token": …}} for the demo user of each role, as the CLI prints."""
+    settings = db.settings()
+    engine = create_engine(db.owner_url)
+    try:
+        with engine.connect() as connection:
+            return {
+                role.lower(): {
+                    "worker": code,
+                    "token": issue_token(
+                        settings, worker_by_code(connection=connection, code=code)
+                    ),
+                }
+                for role, code in demo_logins_of(db.owner_url).items()
+            }
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(scope="session")
-def client(demo_db: TestDB) -> Iterator[TestClient]:
-    """A client of the app serving the read-only demo, as the app role."""
+def tokens(demo_db: TestDB) -> dict[str, dict[str, str]]:
+    return demo_tokens(demo_db)
+
+
+@pytest.fixture(scope="session")
+def app_client(demo_db: TestDB) -> Iterator[TestClient]:
+    """A client of the app serving the read-only demo, with no credentials (the public)."""
     with TestClient(create_app(demo_db.settings())) as c:
         yield c
+
+
+def as_role(client: TestClient, tokens: dict[str, dict[str, str]], role: str) -> TestClient:
+    """The same app, called with the Bearer token of the demo user of ``role``."""
+    authed = TestClient(client.app)
+    authed.headers["Authorization"] = f"Bearer {tokens[role]['token']}"
+    return authed
+
+
+@pytest.fixture(scope="session")
+def client(app_client: TestClient, tokens: dict[str, dict[str, str]]) -> TestClient:
+    """The grid center of the demo subdistrict: sees every household (phones and ID numbers
+    masked)."""
+    return as_role(app_client, tokens, "grid_center")

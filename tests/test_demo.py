@@ -17,8 +17,12 @@ import pytest
 from sqlalchemy.engine import make_url
 
 import geo.demo as demo
+from api.settings import Settings
 from geo.demo import DEMO_VERSION, DemoError, demo_info, load_demo
 from geo.migrate import upgrade
+from geo.pii import Vault, mask_id
+
+KEY = Settings().secret_key
 
 
 def _dsn(url: str, database: str | None = None) -> str:
@@ -63,7 +67,7 @@ def _one(url: str, sql: str) -> Any:
 @pytest.fixture(scope="module")
 def default(scratch: Callable[[str], str]) -> tuple[str, demo.DemoSummary]:
     url = scratch("default")
-    return url, load_demo(url=url, progress=False)
+    return url, load_demo(secret_key=KEY, url=url, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +271,18 @@ def _id_check(first17: str) -> str:
 
 
 def test_id_numbers(url: str) -> None:
-    rows = _rows(url, "SELECT id_number, birth_year, gender FROM person")
+    vault = Vault(KEY)
+    sealed = _rows(
+        url,
+        "SELECT id_number_sealed, id_number_digest, id_number_masked, birth_year, gender"
+        " FROM person",
+    )
+    rows = []
+    for cipher, digest, masked, year, gender in sealed:
+        number = vault.open(bytes(cipher))
+        assert number.encode() not in bytes(cipher)  # a dump alone does not reveal it
+        assert bytes(digest) == vault.digest(number) and masked == mask_id(number)
+        rows.append((number, year, gender))
     assert len({r[0] for r in rows}) == len(rows)
     for number, year, gender in rows:
         assert re.fullmatch(r"310106\d{11}[0-9X]", number), number
@@ -333,12 +348,12 @@ def test_second_load_is_current(url: str) -> None:
     info = demo_info(url=url)
     assert info is not None
     assert (info["version"], info["households"], info["seed"]) == (DEMO_VERSION, 5000, 2026)
-    again = load_demo(url=url, progress=False)
+    again = load_demo(secret_key=KEY, url=url, progress=False)
     assert again.status == "current"
     assert again.counts["household"] == 5000
     assert demo_info(url=url)["loaded_at"] == info["loaded_at"]
     with pytest.raises(DemoError, match="reset"):
-        load_demo(url=url, households=6000, progress=False)
+        load_demo(secret_key=KEY, url=url, households=6000, progress=False)
 
 
 DUMP = {
@@ -348,7 +363,7 @@ DUMP = {
     "micro_grid": "id, code, ST_AsEWKB(geom)",
     "building": "id, code, name, address, levels, ST_AsEWKB(geom)",
     "household": "id, code, household_class, moved_in, ST_AsEWKB(location)",
-    "person": "id, code, name, gender, birth_year, phone, id_number, seeking_work",
+    "person": "id, code, name, gender, birth_year, phone, id_number_digest, seeking_work",
     "worker": "id, code, name, role, unit_code",
     "merchant": "id, code, name, ST_AsEWKB(geom)",
 }
@@ -366,10 +381,10 @@ def _digest(url: str) -> dict[str, str]:
 
 def test_deterministic(url: str, scratch: Callable[[str], str]) -> None:
     twin = scratch("twin")
-    load_demo(url=twin, progress=False)
+    load_demo(secret_key=KEY, url=twin, progress=False)
     assert _digest(twin) == _digest(url)
     other = scratch("other_seed")
-    load_demo(url=other, seed=7, progress=False)
+    load_demo(secret_key=KEY, url=other, seed=7, progress=False)
     different = _digest(other)
     assert all(different[t] != d for t, d in _digest(url).items())
 
@@ -382,11 +397,11 @@ def test_refuses_to_load_over_real_data(scratch: Callable[[str], str]) -> None:
             " ST_Multi(ST_MakeEnvelope(121.4, 31.2, 121.5, 31.3, 4326)))"
         )
     with pytest.raises(DemoError, match="not the demo"):
-        load_demo(url=target, progress=False)
+        load_demo(secret_key=KEY, url=target, progress=False)
     assert _one(target, "SELECT count(*) FROM district") == 1
     assert _one(target, "SELECT count(*) FROM subdistrict") == 0
     assert demo_info(url=target) is None
-    summary = load_demo(url=target, reset=True, progress=False)
+    summary = load_demo(secret_key=KEY, url=target, reset=True, progress=False)
     assert summary.status == "reloaded"
     assert _one(target, "SELECT count(*) FROM district") == 1
     assert _one(target, "SELECT count(*) FROM household") == 5000
@@ -407,40 +422,57 @@ def test_failure_leaves_the_database_as_it_was(
 
     monkeypatch.setattr(demo, "_merchants", broken)
     with pytest.raises(RuntimeError, match="exploded"):
-        load_demo(url=target, progress=False)
+        load_demo(secret_key=KEY, url=target, progress=False)
     assert all(_one(target, f"SELECT count(*) FROM {t}") == 0 for t in demo.TABLES)
     assert demo_info(url=target) is None
     assert (_rows(target, indexes), _rows(target, constraints)) == before
     # A load that succeeds rebuilds the indexes and keys it set aside, exactly.
     monkeypatch.undo()
-    load_demo(url=target, progress=False)
+    load_demo(secret_key=KEY, url=target, progress=False)
     assert (_rows(target, indexes), _rows(target, constraints)) == before
     assert _one(target, "SELECT count(*) FROM pg_constraint WHERE NOT convalidated") == 0
+
+
+def test_a_version_1_demo_gains_the_demo_logins(
+    scratch: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = scratch("v1")
+    monkeypatch.setattr(demo, "DEMO_VERSION", 1)
+    monkeypatch.setattr(demo, "STEPS", demo.STEPS[:1])
+    load_demo(secret_key=KEY, url=target, progress=False)
+    assert _one(target, "SELECT count(*) FROM worker WHERE password_hash IS NOT NULL") == 0
+    monkeypatch.undo()
+    assert load_demo(secret_key=KEY, url=target, progress=False).status == "upgraded"
+    with_password = _rows(
+        target, "SELECT role::text, code FROM worker WHERE password_hash IS NOT NULL ORDER BY 1"
+    )
+    assert [r[0] for r in with_password] == sorted(demo.DEMO_ROLES)
 
 
 def test_an_older_demo_is_brought_up_to_date(
     scratch: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = scratch("upgrade")
-    load_demo(url=target, progress=False)
+    load_demo(secret_key=KEY, url=target, progress=False)
     added: list[int] = []
 
-    def version_2(ctx: Any) -> None:
+    def next_version(ctx: Any) -> None:
         added.append(ctx.plan.households)
 
-    monkeypatch.setattr(demo, "DEMO_VERSION", 2)
-    monkeypatch.setattr(demo, "STEPS", [*demo.STEPS, (2, version_2)])
-    summary = load_demo(url=target, progress=False)
+    newer = demo.DEMO_VERSION + 1
+    monkeypatch.setattr(demo, "DEMO_VERSION", newer)
+    monkeypatch.setattr(demo, "STEPS", [*demo.STEPS, (newer, next_version)])
+    summary = load_demo(secret_key=KEY, url=target, progress=False)
     assert (summary.status, added) == ("upgraded", [5000])
     assert summary.counts["household"] == 5000
-    assert demo_info(url=target)["version"] == 2
-    assert load_demo(url=target, progress=False).status == "current"
+    assert demo_info(url=target)["version"] == newer
+    assert load_demo(secret_key=KEY, url=target, progress=False).status == "current"
     assert added == [5000]
 
 
 def test_scaling(scratch: Callable[[str], str]) -> None:
     target = scratch("scaled")
-    summary = load_demo(url=target, households=50_000, progress=False)
+    summary = load_demo(secret_key=KEY, url=target, households=50_000, progress=False)
     counts = summary.counts
     assert counts["household"] == 50_000
     assert 90 <= counts["grid"] <= 110

@@ -3,15 +3,26 @@ Household, and the Persons of a household."""
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import strawberry
 
-from api.schema.base import GeoJSON, RowNode, child_connection, parent
+from api.schema.base import (
+    SUPPRESSED,
+    GeoJSON,
+    RowNode,
+    child_connection,
+    is_suppressed,
+    parent,
+    suppressed_or,
+)
 from api.schema.context import Info
+from api.schema.personal import personal
 from api.schema.relay import DEFAULT_PAGE, Connection, Node
 from geo import queries as q
 from geo.models import HouseholdClass as HouseholdClassValues
+from geo.pii import mask_phone
 
 if TYPE_CHECKING:
     from api.schema.workers import Worker
@@ -27,13 +38,24 @@ class Area(Node):
     geometry: GeoJSON
     row: ClassVar[q.Row]  # set on each instance by RowNode.from_row
 
-    @strawberry.field(description="Households registered in this area.")
-    async def household_count(self, info: Info) -> int:
-        return (await info.context.loaders.area_counts().load(self.row["code"]))[0]
+    @strawberry.field(description="Households registered in this area; null when `suppressed`.")
+    async def household_count(self, info: Info) -> int | None:
+        return suppressed_or(info, await info.context.loaders.area_counts().load(self.row["code"]))[
+            0
+        ]
 
-    @strawberry.field(description="Persons registered in the households of this area.")
-    async def resident_count(self, info: Info) -> int:
-        return (await info.context.loaders.area_counts().load(self.row["code"]))[1]
+    @strawberry.field(
+        description="Persons living in this area's households; null when `suppressed`."
+    )
+    async def resident_count(self, info: Info) -> int | None:
+        return suppressed_or(info, await info.context.loaders.area_counts().load(self.row["code"]))[
+            1
+        ]
+
+    @strawberry.field(description=SUPPRESSED)
+    async def suppressed(self, info: Info) -> bool:
+        counts = await info.context.loaders.area_counts().load(self.row["code"])
+        return is_suppressed(info, counts[0])
 
 
 @strawberry.type(description="A district (区), 6-digit GB/T 2260 code.")
@@ -160,13 +182,20 @@ class Building(RowNode, Node):
     ) -> Connection[Household]:
         return await child_connection(info, Household, self.row["id"], first=first, after=after)
 
-    @strawberry.field
-    async def household_count(self, info: Info) -> int:
-        return (await info.context.loaders.building_counts().load(self.row["id"]))[0]
+    @strawberry.field(description="Households in this building; null when `suppressed`.")
+    async def household_count(self, info: Info) -> int | None:
+        return suppressed_or(info, await self._counts(info))[0]
 
-    @strawberry.field
-    async def resident_count(self, info: Info) -> int:
-        return (await info.context.loaders.building_counts().load(self.row["id"]))[1]
+    @strawberry.field(description="Persons living in this building; null when `suppressed`.")
+    async def resident_count(self, info: Info) -> int | None:
+        return suppressed_or(info, await self._counts(info))[1]
+
+    @strawberry.field(description=SUPPRESSED)
+    async def suppressed(self, info: Info) -> bool:
+        return is_suppressed(info, (await self._counts(info))[0])
+
+    async def _counts(self, info: Info) -> tuple[int, int]:
+        return await info.context.loaders.building_counts().load(self.row["id"])
 
 
 HouseholdClass = strawberry.enum(
@@ -182,11 +211,16 @@ class Household(RowNode, Node):
     code: str
     unit: str | None
     room: str
-    household_class: HouseholdClass
-    geometry: GeoJSON | None = strawberry.field(description="The household's location (a Point).")
+    household_class: HouseholdClass | None = personal(
+        description="A, B or C: C tells that a member belongs to a special group."
+    )
+    geometry: GeoJSON | None = personal(description="The household's location (a Point).")
     distance_meters: float | None = strawberry.field(
         description="Metres from the point of a `near` search; null elsewhere."
     )
+
+    def household_key(self) -> tuple[uuid.UUID, str]:
+        return self.row["id"], self.row["code"]
 
     @strawberry.field
     async def building(self, info: Info) -> Building:
@@ -206,23 +240,33 @@ class Household(RowNode, Node):
         return await info.context.loaders.child_count(q.PERSON).load(self.row["id"])
 
 
-@strawberry.type(description="A member of a household. Name, phone, ID number: personal data.")
+@strawberry.type(description="A member of a household.")
 class Person(RowNode, Node):
     entity = q.PERSON
     code: str
-    name: str
-    gender: str | None
-    relation: str | None
-    birth_year: int | None
-    phone: str | None
-    id_number: str | None
-    elderly_living_alone: bool
-    childless_elderly: bool
-    bereaved: bool
-    low_income: bool
-    disabled: bool
-    entitled_group: bool
-    seeking_work: bool
+    name: str | None = personal()
+    gender: str | None = personal()
+    relation: str | None = personal(description="Relation to the head of the household.")
+    birth_year: int | None = personal()
+    phone: str | None = personal(masked=lambda node: mask_phone(node.row["phone"] or ""))
+    elderly_living_alone: bool | None = personal()
+    childless_elderly: bool | None = personal()
+    bereaved: bool | None = personal()
+    low_income: bool | None = personal()
+    disabled: bool | None = personal()
+    entitled_group: bool | None = personal()
+    seeking_work: bool | None = personal()
+
+    def household_key(self) -> tuple[uuid.UUID, str]:
+        return self.row["parent_id"], self.row["code"].rsplit("-", 1)[0]
+
+    @personal(
+        description="The resident ID number (18 characters).",
+        masked=lambda node: node.row["id_number_masked"],
+    )
+    def id_number(self, info: Info) -> str | None:
+        sealed = self.row["id_number_sealed"]
+        return None if sealed is None else info.context.vault.open(bytes(sealed))
 
     @strawberry.field
     async def household(self, info: Info) -> Household:

@@ -55,6 +55,21 @@ class RowNode:
         return None if row is None else cls.from_row(row)
 
 
+SUPPRESSED = (
+    "True when the counts are withheld from the public: fewer households than the k-anonymity "
+    "threshold, so small counts cannot single anyone out."
+)
+
+
+def is_suppressed(info: Info, households: int) -> bool:
+    return info.context.caller.is_public and households < info.context.settings.k_anonymity
+
+
+def suppressed_or(info: Info, counts: tuple[int, int]) -> tuple[int | None, int | None]:
+    """The counts, or nulls for the public where they are too small to show."""
+    return (None, None) if is_suppressed(info, counts[0]) else counts
+
+
 @strawberry.input(description="Things within `meters` of a point, nearest first.")
 class NearInput:
     lon: float

@@ -7,6 +7,7 @@ import strawberry
 from api.schema.areas import Community, Grid, Subdistrict
 from api.schema.base import RowNode, parent
 from api.schema.context import Info
+from api.schema.personal import personal
 from api.schema.relay import Node
 from geo import queries as q
 from geo.models import WorkerRole as WorkerRoleValues
@@ -19,7 +20,7 @@ class Worker(RowNode, Node):
     entity = q.WORKER
     code: str
     name: str
-    phone: str | None
+    phone: str | None = personal(description="Work phone: for staff, not for the public.")
     role: WorkerRole
     unit_code: str | None = strawberry.field(
         description="The department unit cases are dispatched to (department staff only)."

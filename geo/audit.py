@@ -1,0 +1,125 @@
+"""The append-only audit log: who read or changed which household's personal data, when, from
+where. The table refuses UPDATE, DELETE and TRUNCATE (migration 0002)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo.access import Caller
+from geo.queries import Page, Row
+
+
+@dataclass
+class AuditTrail:
+    """What one request touched, written as one row per household when the request ends."""
+
+    caller: Caller
+    request_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    reads: dict[uuid.UUID, tuple[str, set[str]]] = field(default_factory=dict)
+
+    def read(self, household_id: uuid.UUID, household_code: str, field_name: str) -> None:
+        entry = self.reads.get(household_id)
+        if entry is None:
+            self.reads[household_id] = (household_code, {field_name})
+        else:
+            entry[1].add(field_name)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {"household_id": hid, "household_code": code, "fields": sorted(fields)}
+            for hid, (code, fields) in self.reads.items()
+        ]
+
+
+def write_reads(*, session: Session, trail: AuditTrail) -> int:
+    """One ``read`` row per household whose personal fields the request returned."""
+    rows = trail.rows()
+    if not rows:
+        return 0
+    record(session=session, caller=trail.caller, request_id=trail.request_id, action="read",
+           entries=rows)  # fmt: skip
+    return len(rows)
+
+
+def record(
+    *,
+    session: Session,
+    caller: Caller,
+    request_id: uuid.UUID,
+    action: str,
+    entries: Iterable[dict[str, Any]],
+) -> None:
+    entries = list(entries)
+    session.execute(
+        text(
+            "INSERT INTO audit_log (worker_code, role, action, household_id, household_code,"
+            " fields, remote, request_id, detail)"
+            " SELECT :worker, :role, :action, e.household_id, e.household_code,"
+            "   ARRAY(SELECT jsonb_array_elements_text(e.fields)), :remote, :request_id, e.detail"
+            " FROM jsonb_to_recordset(CAST(:entries AS jsonb))"
+            "   AS e(household_id uuid, household_code text, fields jsonb, detail jsonb)"
+        ),
+        {
+            "worker": caller.worker_code,
+            "role": caller.role.value,
+            "action": action,
+            "remote": caller.remote,
+            "request_id": request_id,
+            "entries": _json(entries),
+        },
+    )
+
+
+def _json(entries: list[dict[str, Any]]) -> str:
+    return orjson.dumps(entries, default=str).decode()
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    household_code: str | None = None
+    worker_code: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def audit_page(
+    *, session: Session, first: int, after: tuple[Any, ...] | None, where: AuditFilter
+) -> Page:
+    """Newest first. Row-level security shows the log to the grid center only."""
+    clauses = ["true"]
+    params: dict[str, Any] = {"limit": first + 1}
+    for i, (column, op, value) in enumerate(
+        (
+            ("household_code", "=", where.household_code),
+            ("worker_code", "=", where.worker_code),
+            ("at", ">=", where.since),
+            ("at", "<", where.until),
+        )
+    ):
+        if value is not None:
+            clauses.append(f"{column} {op} :p{i}")
+            params[f"p{i}"] = value
+    if after is not None:
+        clauses.append("(at, id) < (CAST(:after_at AS timestamptz), CAST(:after_id AS uuid))")
+        params.update(after_at=after[0], after_id=after[1])
+    rows: list[Row] = [
+        dict(r)
+        for r in session.execute(
+            text(
+                "SELECT id, at, worker_code, role, action, household_id, household_code, fields,"
+                " remote, request_id FROM audit_log WHERE "
+                + " AND ".join(clauses)
+                + " ORDER BY at DESC, id DESC LIMIT :limit"
+            ),
+            params,
+        ).mappings()
+    ]
+    return Page(rows[:first], len(rows) > first)
