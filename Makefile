@@ -66,6 +66,7 @@ db: venv
 
 run: db
 	$(BIN)/gridmap demo
+	$(BIN)/gridmap auth demo-tokens
 	$(BIN)/gridmap serve $(if $(HOST),--host '$(HOST)') $(if $(PORT),--port '$(PORT)')
 
 test: db

@@ -17,8 +17,18 @@ from starlette.routing import Route
 
 from api.auth import Authenticator
 from api.graphql import JSONResponse, graphql_endpoint
+from api.limits import RateLimiter
 from api.schema import sdl
 from api.settings import ROOT, Settings
+from api.web import (
+    Refused,
+    login,
+    login_status,
+    login_throttles,
+    logout,
+    refused_response,
+    session_middleware,
+)
 from geo.db import make_engine
 from geo.pii import Vault
 
@@ -36,6 +46,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.engine = make_engine(settings.require_database(), pool_size=settings.pool_size)
         app.state.auth = Authenticator(settings, app.state.engine)
         app.state.vault = Vault(settings.secret_key)
+        app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+        app.state.login_throttles = login_throttles()
         try:
             yield
         finally:
@@ -47,8 +59,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/schema.graphql", schema_sdl),
         Route("/docs", docs),
         Route("/healthz", healthz),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        middleware=[session_middleware(settings)],
+        exception_handlers={Refused: refused_response},
+        lifespan=lifespan,
+    )
 
 
 async def landing(request: Request) -> Response:
@@ -57,7 +76,8 @@ async def landing(request: Request) -> Response:
         for path, title in MAP_PAGES
     )
     page = LANDING.read_text(encoding="utf-8")
-    return HTMLResponse(page.replace("{maps}", maps or "<li>No map pages yet.</li>"))
+    page = page.replace("{maps}", maps or "<li>No map pages yet.</li>")
+    return HTMLResponse(page.replace("{login}", await login_status(request)))
 
 
 async def schema_sdl(request: Request) -> Response:

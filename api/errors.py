@@ -28,7 +28,10 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
             extensions["argument"] = original.argument
     elif original is None or isinstance(original, GraphQLError):
         # Parse, validation and variable errors: graphql-core's message names the place.
-        if error.message.startswith("Syntax Error"):
+        # Errors made with a code (``api.limits``) keep it.
+        if error.extensions and "code" in error.extensions:
+            code = error.extensions["code"]
+        elif error.message.startswith("Syntax Error"):
             code = "GRAPHQL_PARSE_FAILED"
         elif error.message.startswith("Variable"):
             code = "BAD_USER_INPUT"

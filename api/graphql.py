@@ -1,7 +1,13 @@
-"""The /graphql endpoint: GraphiQL for browsers, the API for clients (GET and POST, JSON)."""
+"""The /graphql endpoint: GraphiQL for browsers, the API for clients (GET and POST, JSON; a
+POST may batch up to ``MAX_BATCH`` operations as a JSON list, answered by a list in order).
+
+Before an operation runs, the request is checked: credentials, CSRF for cookie sessions, body
+size, batch size, the caller's rate, and the operation's depth, width and cost
+(``api.limits``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -11,11 +17,12 @@ from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 from strawberry.types.graphql import OperationType
 
-from api.auth import Unauthenticated
 from api.database import RequestDB
 from api.errors import format_error
+from api.limits import MAX_BATCH, BodyTooLarge, check_operation, read_body
 from api.schema import schema
 from api.schema.context import Context
+from api.web import Refused, authenticate, rate_limit
 from geo.access import Caller
 from geo.audit import write_reads
 
@@ -29,44 +36,89 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-def _problem(message: str, status: int, code: str = "BAD_REQUEST") -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status)
+@dataclass(frozen=True)
+class Operation:
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
 
 
 async def graphql_endpoint(request: Request) -> Response:
     if request.method == "GET" and "query" not in request.query_params:
         return HTMLResponse(get_graphql_ide_html(graphql_ide="graphiql"))
     try:
-        caller = await request.app.state.auth.caller(request)
-    except Unauthenticated as exc:
-        return _problem(exc.message, 401, exc.code)
+        caller = await authenticate(request)
+        operations, batched = await _operations(request)
+        rate_limit(request, caller, cost=len(operations))
+    except Refused as exc:
+        return exc.response()
+    answers = [await _answer(request, caller, operation) for operation in operations]
+    if batched:
+        return JSONResponse([payload for payload, _ in answers])
+    payload, ran = answers[0]
+    return JSONResponse(payload, 200 if ran or request.method == "POST" else 400)
+
+
+async def _operations(request: Request) -> tuple[list[Operation], bool]:
+    """The operations of a request and whether they came as a batch (a JSON list)."""
     if request.method == "GET":
         params: Any = dict(request.query_params)
         if isinstance(params.get("variables"), str):
             try:
                 params["variables"] = orjson.loads(params["variables"])
             except orjson.JSONDecodeError:
-                return _problem("variables: not valid JSON", 400, "BAD_USER_INPUT")
-    else:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _problem(f"request body over {MAX_BODY_BYTES} bytes", 413)
-        try:
-            params = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return _problem(f"request body is not valid JSON ({exc})", 400)
+                raise Refused(400, "BAD_USER_INPUT", "variables: not valid JSON") from None
+        return [_operation(params)], False
+    try:
+        body = await read_body(request, MAX_BODY_BYTES)
+    except BodyTooLarge as exc:
+        message = f"{exc}: send a smaller query, or fewer operations at once"
+        raise Refused(413, "PAYLOAD_TOO_LARGE", message) from None
+    try:
+        params = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Refused(400, "BAD_REQUEST", f"request body is not valid JSON ({exc})") from None
+    if not isinstance(params, list):
+        return [_operation(params)], False
+    if not 1 <= len(params) <= MAX_BATCH:
+        message = f"a batch holds 1 to {MAX_BATCH} operations, not {len(params)}: split it up"
+        raise Refused(400, "BAD_REQUEST", message)
+    return [_operation(p, f"operation {i}: ") for i, p in enumerate(params, 1)], True
+
+
+def _operation(params: Any, where: str = "") -> Operation:
     if not isinstance(params, dict) or not isinstance(params.get("query"), str):
-        return _problem('expected a JSON object with a "query" string', 400)
+        raise Refused(400, "BAD_REQUEST", f'{where}expected a JSON object with a "query" string')
     variables = params.get("variables") or None
     if variables is not None and not isinstance(variables, dict):
-        return _problem('"variables" must be a JSON object', 400, "BAD_USER_INPUT")
+        raise Refused(400, "BAD_USER_INPUT", f'{where}"variables" must be a JSON object')
+    name = params.get("operationName")
+    return Operation(params["query"], variables, name if isinstance(name, str) else None)
 
-    result = await execute(request, caller, params["query"], variables, params.get("operationName"))
+
+async def _answer(
+    request: Request, caller: Caller, operation: Operation
+) -> tuple[dict[str, Any], bool]:
+    """The JSON answer to one operation, and whether it ran. Operations too deep, too wide
+    or too costly are refused before they reach the database."""
+    settings = request.app.state.settings
+    refusals = check_operation(
+        schema._schema,
+        operation.query,
+        operation.variables,
+        operation.operation_name,
+        introspection=not (settings.env == "production" and caller.is_public),
+    )
+    if refusals:
+        result = ExecutionResult(data=None, errors=refusals)
+    else:
+        result = await execute(
+            request, caller, operation.query, operation.variables, operation.operation_name
+        )
     payload: dict[str, Any] = {"data": result.data}
     if result.errors:
         payload["errors"] = [format_error(e) for e in result.errors]
-    status = 200 if result.data is not None or request.method == "POST" else 400
-    return JSONResponse(payload, status)
+    return payload, result.data is not None
 
 
 async def execute(

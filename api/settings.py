@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     pool_size: int = 10
     # The public sees no count of fewer households than this (aggregates, hotspot cells …).
     k_anonymity: int = 10
+    # Requests per caller (worker, or the public's address): a steady rate, and bursts.
+    rate_limit_per_second: float = Field(default=50.0, gt=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
 
     @model_validator(mode="after")
     def _owner_defaults_to_app_url(self) -> Settings:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -80,6 +81,16 @@ class Caller:
         if self.role is Role.GRID_CENTER and field_name in SENSITIVE_FOR_OVERSIGHT:
             return Access.MASKED
         return Access.FULL
+
+    def may_act_for(self, worker_id: uuid.UUID, worker_areas: Sequence[str]) -> bool:
+        """Whether a write naming another worker (``workerId`` of a visit …) may go through:
+        the caller itself, or a community or the grid center whose areas cover every area of
+        that worker. Such acts on behalf are audited (action ``act_for``)."""
+        if worker_id == self.worker_id:
+            return True
+        if self.role not in (Role.COMMUNITY, Role.GRID_CENTER) or not worker_areas:
+            return False
+        return all(self.covers(area) for area in worker_areas)
 
 
 PUBLIC = Caller(Role.PUBLIC)

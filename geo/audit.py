@@ -90,12 +90,8 @@ class AuditFilter:
     until: dt.datetime | None = None
 
 
-def audit_page(
-    *, session: Session, first: int, after: tuple[Any, ...] | None, where: AuditFilter
-) -> Page:
-    """Newest first. Row-level security shows the log to the grid center only."""
+def _where(where: AuditFilter, params: dict[str, Any]) -> list[str]:
     clauses = ["true"]
-    params: dict[str, Any] = {"limit": first + 1}
     for i, (column, op, value) in enumerate(
         (
             ("household_code", "=", where.household_code),
@@ -107,6 +103,21 @@ def audit_page(
         if value is not None:
             clauses.append(f"{column} {op} :p{i}")
             params[f"p{i}"] = value
+    return clauses
+
+
+def audit_count(*, session: Session, where: AuditFilter) -> int:
+    params: dict[str, Any] = {}
+    sql = "SELECT count(*) FROM audit_log WHERE " + " AND ".join(_where(where, params))
+    return session.execute(text(sql), params).scalar_one()
+
+
+def audit_page(
+    *, session: Session, first: int, after: tuple[Any, ...] | None, where: AuditFilter
+) -> Page:
+    """Newest first. Row-level security shows the log to the grid center only."""
+    params: dict[str, Any] = {"limit": first + 1}
+    clauses = _where(where, params)
     if after is not None:
         clauses.append("(at, id) < (CAST(:after_at AS timestamptz), CAST(:after_id AS uuid))")
         params.update(after_at=after[0], after_id=after[1])

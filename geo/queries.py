@@ -42,6 +42,8 @@ class Entity:
     code_width: int | None = None
     # Whether this entity's codes extend its area's code (else a scope is matched in space).
     coded: bool = True
+    # Rows are family files: row-level security shows them only inside the caller's areas.
+    personal: bool = False
 
     @property
     def select(self) -> str:
@@ -72,6 +74,7 @@ HOUSEHOLD = Entity(
     "t.unit, t.room, t.household_class, t.moved_in",
     "location",
     "building_id",
+    personal=True,
 )
 PERSON = Entity(
     "Person",
@@ -82,6 +85,7 @@ PERSON = Entity(
     " t.seeking_work",
     None,
     "household_id",
+    personal=True,
 )
 WORKER = Entity(
     "Worker",
@@ -137,9 +141,17 @@ class Filters:
     intersects: str | None = None
     near: Near | None = None
     scope: str | None = None
+    # The caller's areas, for family files: row-level security filters them anyway; naming the
+    # code ranges lets the index find them instead of scanning everyone else's.
+    areas: tuple[str, ...] | None = None
 
     def where(self, entity: Entity, params: dict[str, Any]) -> list[str]:
         clauses: list[str] = []
+        if self.areas is not None:
+            ranges = [f"(t.code >= :area{i} AND t.code < :area{i} || chr(1114111))"
+                      for i in range(len(self.areas))]  # fmt: skip
+            clauses.append("(" + (" OR ".join(ranges) or "false") + ")")
+            params.update({f"area{i}": a for i, a in enumerate(self.areas)})
         g = f"t.{entity.geom}"
         if self.scope is not None:
             params["scope"] = self.scope

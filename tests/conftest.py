@@ -30,7 +30,7 @@ def pytest_report_header() -> str:
 
 
 @dataclass(frozen=True)
-class TestDB:
+class ScratchDB:
     name: str
     owner_url: str
     app_url: str
@@ -65,12 +65,12 @@ class Databases:
         self.prefix = f"gridmap_test_{os.getpid()}"
         self.created: list[str] = []
 
-    def make(self, name: str, template: str | None = None) -> TestDB:
+    def make(self, name: str, template: str | None = None) -> ScratchDB:
         full = f"{self.prefix}_{name}"
         clause = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
         _admin(self.owner, f'CREATE DATABASE "{full}"{clause}')
         self.created.append(full)
-        return TestDB(full, _url(self.owner, full), _url(self.app, full))
+        return ScratchDB(full, _url(self.owner, full), _url(self.app, full))
 
     def drop(self, name: str) -> None:
         _admin(self.owner, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -89,7 +89,7 @@ def databases() -> Iterator[Databases]:
 
 
 @pytest.fixture(scope="session")
-def template_db(databases: Databases) -> TestDB:
+def template_db(databases: Databases) -> ScratchDB:
     """Migrated and loaded with the default demo district; never connected to after that."""
     db = databases.make("template")
     upgrade(db.owner_url)
@@ -98,20 +98,20 @@ def template_db(databases: Databases) -> TestDB:
 
 
 @pytest.fixture(scope="session")
-def demo_db(databases: Databases, template_db: TestDB) -> TestDB:
+def demo_db(databases: Databases, template_db: ScratchDB) -> ScratchDB:
     """The demo, for tests that only read."""
     return databases.make("demo", template=template_db.name)
 
 
 @pytest.fixture
-def fresh_db(databases: Databases, template_db: TestDB) -> Iterator[TestDB]:
+def fresh_db(databases: Databases, template_db: ScratchDB) -> Iterator[ScratchDB]:
     """A copy of the demo of this test's own, for tests that write."""
     db = databases.make(f"t{uuid.uuid4().hex[:8]}", template=template_db.name)
     yield db
     databases.drop(db.name)
 
 
-def demo_tokens(db: TestDB) -> dict[str, dict[str, str]]:
+def demo_tokens(db: ScratchDB) -> dict[str, dict[str, str]]:
     """{role: {"worker": code, "token": …}} for the demo user of each role, as the CLI prints."""
     settings = db.settings()
     engine = create_engine(db.owner_url)
@@ -131,12 +131,12 @@ def demo_tokens(db: TestDB) -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def tokens(demo_db: TestDB) -> dict[str, dict[str, str]]:
+def tokens(demo_db: ScratchDB) -> dict[str, dict[str, str]]:
     return demo_tokens(demo_db)
 
 
 @pytest.fixture(scope="session")
-def app_client(demo_db: TestDB) -> Iterator[TestClient]:
+def app_client(demo_db: ScratchDB) -> Iterator[TestClient]:
     """A client of the app serving the read-only demo, with no credentials (the public)."""
     with TestClient(create_app(demo_db.settings())) as c:
         yield c

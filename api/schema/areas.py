@@ -248,7 +248,9 @@ class Person(RowNode, Node):
     gender: str | None = personal()
     relation: str | None = personal(description="Relation to the head of the household.")
     birth_year: int | None = personal()
-    phone: str | None = personal(masked=lambda node: mask_phone(node.row["phone"] or ""))
+    phone: str | None = personal(
+        masked=lambda node: node.row["phone"] and mask_phone(node.row["phone"])
+    )
     elderly_living_alone: bool | None = personal()
     childless_elderly: bool | None = personal()
     bereaved: bool | None = personal()

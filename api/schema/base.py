@@ -7,6 +7,7 @@ the request's data loaders.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any, ClassVar, Self, TypeVar
 
 import strawberry
@@ -21,6 +22,7 @@ from api.schema.relay import (
     make_connection,
 )
 from geo import queries as q
+from geo.access import FAMILY_FILE_ROLES
 from geo.errors import BadInput
 from geo.geojson import check_point, parse_geometry, to_geojson_text
 
@@ -115,6 +117,10 @@ async def list_connection(
     check_first(first)
     after_key = decode_cursor(after)
     db = info.context.db
+    if cls.entity.personal:
+        caller = info.context.caller
+        areas = caller.areas if caller.role in FAMILY_FILE_ROLES else ()
+        where = replace(where, areas=areas)
     if where.scope is not None:
         await db.run(q.area_by_code, code=where.scope, argument="scope")
     page = await db.run(q.page, entity=cls.entity, first=first, after=after_key, filters=where)

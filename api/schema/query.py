@@ -17,12 +17,14 @@ from api.schema.areas import (
     MicroGrid,
     Subdistrict,
 )
+from api.schema.audit import audit_log
 from api.schema.base import GeoJSON, NearInput, RowNode, filters, list_connection
 from api.schema.context import Info
 from api.schema.merchants import Merchant
 from api.schema.relay import DEFAULT_PAGE, Connection, Node, parse_global_id
 from api.schema.workers import Worker
 from geo import queries as q
+from geo.access import FAMILY_FILE_ROLES
 from geo.errors import BadInput, NotFound
 from geo.geojson import check_point
 
@@ -54,6 +56,8 @@ def _by_code(cls: type[RowNode]) -> Any:
     async def resolve(info: Info, code: str) -> cls | None:  # type: ignore[valid-type]
         row = await info.context.loaders.by_code(cls.entity).load(code)
         if row is None:
+            if cls.entity.personal and info.context.caller.role not in FAMILY_FILE_ROLES:
+                return None  # no family files for this role: nothing to find, nothing to say
             raise NotFound("code", f"no {cls.entity.name} has code {code!r}")
         return cls.from_row(row)
 
@@ -94,6 +98,8 @@ class Query:
         self, info: Info, first: int = DEFAULT_PAGE, after: str | None = None
     ) -> Connection[Worker]:
         return await list_connection(info, Worker, first=first, after=after, where=q.Filters())
+
+    audit_log = strawberry.field(resolver=audit_log, description="The audit log (grid center).")
 
     @strawberry.field(description="Any object by its global ID (Relay).")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:

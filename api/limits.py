@@ -1,0 +1,327 @@
+"""Limits that keep one client from taking the server: how deep, wide and costly a GraphQL
+operation may be, measured on the document before anything reaches the database; how large a
+request body may be; how many requests a caller may make per second.
+
+Cost is an estimate of the rows an operation can touch: every field costs the multiplier of its
+parent (1 at the root); a connection multiplies its ``edges`` by its ``first`` (as sent, with the
+variables' values; 50 when absent, at most 500); any other list multiplies by ``LIST_FACTOR``.
+A full 500-row page of households three levels deep costs about 10,000; pages nested in pages
+cost the product of their sizes (500 grids x 500 micro-grids x 500 buildings: over a million).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    NamedTypeNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    VariableNode,
+    get_named_type,
+    get_nullable_type,
+    parse,
+)
+from starlette.requests import Request
+
+from api.schema.relay import DEFAULT_PAGE, MAX_PAGE
+
+MAX_DEPTH = 20
+MAX_COST = 200_000  # a 500-row page three levels deep costs about 10,000
+MAX_FIELDS = 1_000  # counted with fragments expanded where they are spread
+MAX_ALIASES = 200
+MAX_TOKENS = 15_000  # a 1,000-field query is about 5,000
+MAX_BATCH = 10
+MAX_STEPS = 10 * MAX_FIELDS  # fields, fragments and spreads visited: bounds fragment bombs
+LIST_FACTOR = 10
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
+TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+
+
+def too_complex(message: str, node: Any = None) -> GraphQLError:
+    return GraphQLError(message, nodes=node, extensions={"code": TOO_COMPLEX})
+
+
+def check_operation(
+    schema: GraphQLSchema,
+    query: str,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+    *,
+    introspection: bool,
+) -> list[GraphQLError]:
+    """The reasons to refuse an operation before running it (none: run it). Documents that are
+    invalid in other ways pass here; the schema's own validation reports them."""
+    try:
+        document = parse(query, max_lexical_tokens=MAX_TOKENS)
+    except GraphQLError as exc:
+        if "Parsing aborted" in exc.message:  # too many tokens, or nested too deeply
+            return [
+                too_complex(
+                    f"the query is too large or nested too deeply to read (at most {MAX_TOKENS} "
+                    "tokens): ask for fewer fields, or split it into several queries"
+                )
+            ]
+        return [exc]
+    try:
+        measure = Measure(schema, document, variables or {}, introspection=introspection)
+        measure.walk(operation_name)
+    except GraphQLError as exc:
+        return [exc]
+    if measure.cost > MAX_COST:
+        return [
+            too_complex(
+                f"the query costs {measure.cost:,}, over the limit of {MAX_COST:,} (each field "
+                "counts once per row it can return: nested pages multiply): ask for smaller "
+                "pages with `first`, fewer nested lists, or split it into several queries"
+            )
+        ]
+    return []
+
+
+@dataclass
+class Measure:
+    """Walks the operations of a document with fragments expanded, counting fields, aliases,
+    depth and cost; raises a ``GraphQLError`` at the first limit passed."""
+
+    schema: GraphQLSchema
+    document: DocumentNode
+    variables: dict[str, Any]
+    introspection: bool
+    fields: int = 0
+    aliases: int = 0
+    cost: int = 0
+    steps: int = 0
+
+    def __post_init__(self) -> None:
+        self.fragments = {
+            d.name.value: d
+            for d in self.document.definitions
+            if isinstance(d, FragmentDefinitionNode)
+        }
+        self.values: dict[str, Any] = {}
+
+    def walk(self, operation_name: str | None) -> None:
+        for definition in self.document.definitions:
+            if not isinstance(definition, OperationDefinitionNode):
+                continue
+            name = definition.name.value if definition.name else None
+            if operation_name is not None and name != operation_name:
+                continue
+            self.values = self._variable_values(definition)
+            root = self.schema.get_root_type(definition.operation)
+            self.selections(definition.selection_set, root, 1, 1, frozenset(), None)
+
+    def _variable_values(self, operation: OperationDefinitionNode) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for definition in operation.variable_definitions or ():
+            if isinstance(definition.default_value, IntValueNode):
+                values[definition.variable.name.value] = int(definition.default_value.value)
+        values.update(self.variables)
+        return values
+
+    def selections(
+        self,
+        selection_set: SelectionSetNode | None,
+        parent: GraphQLNamedType | None,
+        level: int,
+        multiplier: int,
+        fragments_seen: frozenset[str],
+        page: int | None,
+    ) -> None:
+        """``page``: the ``first`` of the connection whose selection this is."""
+        if selection_set is None:
+            return
+        for selection in selection_set.selections:
+            self.steps += 1
+            if self.steps > MAX_STEPS or len(fragments_seen) > MAX_DEPTH:
+                raise too_complex(
+                    "the query's fragments expand to too many selections: spread fewer "
+                    "fragments, or split the query into several",
+                    selection,
+                )
+            if isinstance(selection, FieldNode):
+                self.field(selection, parent, level, multiplier, fragments_seen, page)
+            elif isinstance(selection, InlineFragmentNode):
+                kind = self._type(selection.type_condition) or parent
+                self.selections(
+                    selection.selection_set, kind, level, multiplier, fragments_seen, page
+                )
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None or name in fragments_seen:
+                    continue  # unknown or cyclic: the schema's validation reports it
+                self.selections(
+                    fragment.selection_set, self._type(fragment.type_condition), level,
+                    multiplier, fragments_seen | {name}, page,
+                )  # fmt: skip
+
+    def field(
+        self,
+        node: FieldNode,
+        parent: GraphQLNamedType | None,
+        level: int,
+        multiplier: int,
+        fragments_seen: frozenset[str],
+        page: int | None,
+    ) -> None:
+        self.fields += 1
+        if self.fields > MAX_FIELDS:
+            raise too_complex(
+                f"the query selects more than {MAX_FIELDS} fields (fragments counted where they "
+                "are spread): split it into several queries",
+                node,
+            )
+        if node.alias:
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise too_complex(
+                    f"the query has more than {MAX_ALIASES} aliases: split it into several "
+                    "queries, or ask for a list instead of one field per item",
+                    node,
+                )
+        name = node.name.value
+        if name in INTROSPECTION_FIELDS:
+            if not self.introspection:
+                raise GraphQLError(
+                    "introspection is off for the public here: log in (or send a token) to "
+                    "explore the schema, or read it at /schema.graphql",
+                    nodes=node,
+                    extensions={"code": "FORBIDDEN"},
+                )
+            return  # answered from memory: its depth and cost do not count
+        if name.startswith("__"):
+            return  # __typename
+        if level > MAX_DEPTH:
+            raise too_complex(
+                f"the query is nested more than {MAX_DEPTH} levels deep: start from a nearer "
+                "object (by its code, or node(id:)) or split it into several queries",
+                node,
+            )
+        if page is not None and name in ("edges", "nodes"):
+            multiplier *= page
+        self.cost += multiplier
+        definition = _field(parent, name)
+        if definition is None:
+            self.selections(node.selection_set, None, level + 1, multiplier, fragments_seen, None)
+            return
+        kind = get_named_type(definition.type)
+        child_page = None
+        if "first" in definition.args and _has_field(kind, "edges"):
+            child_page = self._first(node, definition.args["first"].default_value)
+        elif isinstance(get_nullable_type(definition.type), GraphQLList) and page is None:
+            multiplier *= LIST_FACTOR
+        self.selections(node.selection_set, kind, level + 1, multiplier, fragments_seen, child_page)
+
+    def _first(self, node: FieldNode, default: Any) -> int:
+        value: Any = default
+        for argument in node.arguments or ():
+            if argument.name.value == "first":
+                if isinstance(argument.value, IntValueNode):
+                    value = int(argument.value.value)
+                elif isinstance(argument.value, VariableNode):
+                    value = self.values.get(argument.value.name.value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            value = DEFAULT_PAGE
+        return min(max(value, 0), MAX_PAGE)  # out of range: the resolver names the argument
+
+    def _type(self, node: NamedTypeNode | None) -> GraphQLNamedType | None:
+        return self.schema.get_type(node.name.value) if node else None
+
+
+def _field(parent: GraphQLNamedType | None, name: str) -> Any:
+    if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+        return parent.fields.get(name)
+    return None
+
+
+def _has_field(kind: GraphQLNamedType, name: str) -> bool:
+    return isinstance(kind, GraphQLObjectType) and name in kind.fields
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is over {limit:,} bytes")
+        self.limit = limit
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused from ``Content-Length`` when it says too much and while
+    reading when it grows past ``limit`` (a streamed body has no length)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(limit)
+    return bytes(body)
+
+
+class RateLimiter:
+    """Token buckets in memory, one per key: ``burst`` requests at once, then ``rate`` per
+    second. One per process: behind several workers each counts its own."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}  # key: (tokens, when)
+
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, then = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + (now - then) * self.rate)
+
+    def wait(self, key: str, cost: float = 1.0) -> float:
+        """Seconds until ``key`` may spend ``cost``; 0 when it may now. Spends nothing."""
+        missing = min(cost, self.burst) - self._tokens(key, self.clock())
+        return max(0.0, missing / self.rate)
+
+    def take(self, key: str, cost: float = 1.0) -> float:
+        """Spend ``cost`` of ``key``'s bucket and return 0, or return the seconds to wait."""
+        now = self.clock()
+        tokens = self._tokens(key, now)
+        cost = min(cost, self.burst)
+        if tokens < cost:
+            return (cost - tokens) / self.rate
+        if key not in self._buckets and len(self._buckets) >= self.max_keys:
+            self._forget_full(now)
+        self._buckets[key] = (tokens - cost, now)
+        return 0.0
+
+    def _forget_full(self, now: float) -> None:
+        # A full bucket is the same as no bucket.
+        self._buckets = {
+            k: v for k, v in self._buckets.items() if self._tokens(k, now) < self.burst
+        }
+
+
+def retry_after(seconds: float) -> str:
+    """The ``Retry-After`` header: whole seconds, at least 1."""
+    return str(max(1, math.ceil(seconds)))
