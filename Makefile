@@ -83,3 +83,17 @@ lint: venv
 
 clean: stop
 	rm -rf var
+
+# The side-by-side benchmark (bench/side_by_side.py): gridmap against PostGraphile 4 and the raw
+# floor. Installs what it needs first: the `bench` extra (matplotlib), PostGraphile and its
+# plugins (bench/peers, pinned), wrk. Arguments: BENCH_ARGS='--duration 5 --queries 1,2'.
+.PHONY: bench
+bench: db
+	@$(BIN)/python -c 'import matplotlib' 2>/dev/null \
+	  || $(BIN)/python -m pip install --disable-pip-version-check -e '.[bench]'
+	@command -v npm >/dev/null || { echo "installing Node.js and npm"; $(APT) update; \
+	  $(APT) install -y --no-install-recommends nodejs npm; }
+	@[ -d bench/peers/node_modules ] || (cd bench/peers && npm ci --no-audit --no-fund)
+	@command -v wrk >/dev/null || { echo "installing wrk"; $(APT) update; \
+	  $(APT) install -y --no-install-recommends wrk; }
+	$(BIN)/python bench/side_by_side.py $(BENCH_ARGS)
