@@ -97,3 +97,12 @@ bench: db
 	@command -v wrk >/dev/null || { echo "installing wrk"; $(APT) update; \
 	  $(APT) install -y --no-install-recommends wrk; }
 	$(BIN)/python bench/side_by_side.py $(BENCH_ARGS)
+
+# How cost grows (bench/scaling.py): the side-by-side queries on demo databases of 100,000,
+# 1,000,000 and 5,000,000 households (gridmap_scale_*, kept for the next run), single client.
+# Installs the `bench` extra (matplotlib) when missing. Arguments: BENCH_ARGS='--scales 100000'.
+.PHONY: bench-scaling
+bench-scaling: db
+	@$(BIN)/python -c 'import matplotlib' 2>/dev/null \
+	  || $(BIN)/python -m pip install --disable-pip-version-check -e '.[bench]'
+	$(BIN)/python bench/scaling.py $(BENCH_ARGS)

@@ -44,6 +44,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = make_engine(settings.require_database(), pool_size=settings.pool_size)
+        # Compiled queries (api.compiled) manage their transactions in their statements.
+        app.state.reader = make_engine(
+            settings.require_database(), pool_size=settings.pool_size, autocommit=True
+        )
         app.state.auth = Authenticator(settings, app.state.engine)
         app.state.vault = Vault(settings.secret_key)
         app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -52,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             app.state.engine.dispose()
+            app.state.reader.dispose()
 
     routes = [
         Route("/", landing),

@@ -31,6 +31,7 @@ ALGORITHM = "HS256"
 ISSUER = "gridmap"
 DEFAULT_TTL = dt.timedelta(hours=12)
 CALLER_CACHE_SECONDS = 5.0
+VERIFIED_TOKENS = 10_000  # forgotten all at once when full: a bound, not an eviction policy
 SESSION_KEY = "gridmap"
 
 _hasher = PasswordHasher()
@@ -108,6 +109,9 @@ class Authenticator:
         self.settings = settings
         self.engine = engine
         self._cache: dict[uuid.UUID, _Cached] = {}
+        # Tokens whose signature was checked: a client sends the same one with every request,
+        # and checking it costs more than the rest of a small query. Expiry is checked anew.
+        self._verified: dict[str, dict[str, Any]] = {}
 
     async def caller(self, conn: HTTPConnection) -> Caller:
         remote = conn.client.host if conn.client else None
@@ -123,7 +127,12 @@ class Authenticator:
         return PUBLIC
 
     async def from_token(self, token: str, *, remote: str | None = None) -> Caller:
-        claims = decode_token(self.settings, token)
+        claims = self._verified.get(token)
+        if claims is None or claims["exp"] <= time.time():
+            claims = decode_token(self.settings, token)
+            if len(self._verified) >= VERIFIED_TOKENS:
+                self._verified.clear()
+            self._verified[token] = claims
         try:
             worker_id = uuid.UUID(claims["wid"])
         except ValueError:

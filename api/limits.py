@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -47,11 +48,25 @@ MAX_COST = 200_000  # a 500-row page three levels deep costs about 10,000
 MAX_FIELDS = 1_000  # counted with fragments expanded where they are spread
 MAX_ALIASES = 200
 MAX_TOKENS = 15_000  # a 1,000-field query is about 5,000
+CACHED_QUERY_CHARS = 20_000  # longer documents are parsed each time, not kept
 MAX_BATCH = 10
 MAX_STEPS = 10 * MAX_FIELDS  # fields, fragments and spreads visited: bounds fragment bombs
 LIST_FACTOR = 10
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+
+
+def parse_document(query: str) -> DocumentNode:
+    """The document of a query; the common ones (clients send the same few again and again)
+    are parsed once. Documents are never changed after parsing, so they can be shared."""
+    return _parse_cached(query) if len(query) <= CACHED_QUERY_CHARS else _parse(query)
+
+
+def _parse(query: str) -> DocumentNode:
+    return parse(query, max_lexical_tokens=MAX_TOKENS)
+
+
+_parse_cached = lru_cache(maxsize=256)(_parse)
 
 
 def too_complex(message: str, node: Any = None) -> GraphQLError:
@@ -69,7 +84,7 @@ def check_operation(
     """The reasons to refuse an operation before running it (none: run it). Documents that are
     invalid in other ways pass here; the schema's own validation reports them."""
     try:
-        document = parse(query, max_lexical_tokens=MAX_TOKENS)
+        document = parse_document(query)
     except GraphQLError as exc:
         if "Parsing aborted" in exc.message:  # too many tokens, or nested too deeply
             return [

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # Requests per caller (worker, or the public's address): a steady rate, and bursts.
     rate_limit_per_second: float = Field(default=50.0, gt=0)
     rate_limit_burst: int = Field(default=200, ge=1)
+    # Answer the common reads with one SQL statement each (api.compiled); off: resolvers only.
+    compiled_queries: bool = True
 
     @model_validator(mode="after")
     def _owner_defaults_to_app_url(self) -> Settings:

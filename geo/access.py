@@ -78,6 +78,13 @@ class Caller:
         """How this caller may read one personal field of one household."""
         if household_code is None or not self.covers(household_code):
             return Access.NONE
+        return self.access_inside(field_name)
+
+    def access_inside(self, field_name: str) -> Access:
+        """How this caller reads a personal field of a household inside its areas (the only
+        households row-level security shows it)."""
+        if self.role not in FAMILY_FILE_ROLES:
+            return Access.NONE
         if self.role is Role.GRID_CENTER and field_name in SENSITIVE_FOR_OVERSIGHT:
             return Access.MASKED
         return Access.FULL

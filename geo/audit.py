@@ -40,13 +40,37 @@ class AuditTrail:
 
 
 def write_reads(*, session: Session, trail: AuditTrail) -> int:
-    """One ``read`` row per household whose personal fields the request returned."""
-    rows = trail.rows()
-    if not rows:
+    """The ``read`` entry of a request that returned personal fields: one row per household
+    in the log."""
+    if not trail.reads:
         return 0
-    record(session=session, caller=trail.caller, request_id=trail.request_id, action="read",
-           entries=rows)  # fmt: skip
-    return len(rows)
+    session.connection().exec_driver_sql(*reads_sql(trail.caller, trail.reads, trail.request_id))
+    return len(trail.reads)
+
+
+# One row per request: the households in parallel arrays (migration 0004: the view
+# ``audit_log`` shows them one row per household).
+READS = """
+    INSERT INTO audit_read (worker_code, role, remote, request_id, household_ids,
+                            household_codes, fields)
+    VALUES (%(worker)s, %(role)s, %(remote)s, %(request_id)s, %(ids)s::uuid[],
+            %(codes)s::text[], %(fields)s::text[])
+"""
+
+
+def reads_sql(
+    caller: Caller, reads: dict[Any, tuple[str, set[str]]], request_id: uuid.UUID | None = None
+) -> tuple[str, dict[str, Any]]:
+    """``READS`` and its parameters (psycopg2 style): household id → (code, fields read)."""
+    return READS, {
+        "worker": caller.worker_code,
+        "role": caller.role.value,
+        "remote": caller.remote,
+        "request_id": str(request_id or uuid.uuid4()),
+        "ids": [str(h) for h in reads],
+        "codes": [code for code, _ in reads.values()],
+        "fields": [",".join(sorted(fields)) for _, fields in reads.values()],
+    }
 
 
 def record(
@@ -60,7 +84,7 @@ def record(
     entries = list(entries)
     session.execute(
         text(
-            "INSERT INTO audit_log (worker_code, role, action, household_id, household_code,"
+            "INSERT INTO audit_entry (worker_code, role, action, household_id, household_code,"
             " fields, remote, request_id, detail)"
             " SELECT :worker, :role, :action, e.household_id, e.household_code,"
             "   ARRAY(SELECT jsonb_array_elements_text(e.fields)), :remote, :request_id, e.detail"

@@ -74,7 +74,7 @@ SRID = 4326
 # with the day it is loaded on.
 REF_YEAR = 2025
 
-MAX_HOUSEHOLDS = 2_000_000
+MAX_HOUSEHOLDS = 5_000_000  # as `gridmap demo --households` allows
 HOUSEHOLDS_PER_GRID = 500
 BUILDINGS_PER_HOUSEHOLD = 300 / 5000  # the default: 300 buildings for 5,000 households
 BUILDINGS_PER_CELL = 10

@@ -147,7 +147,12 @@ class Filters:
 
     def where(self, entity: Entity, params: dict[str, Any]) -> list[str]:
         clauses: list[str] = []
-        if self.areas is not None:
+        inside = (
+            self.scope is not None
+            and entity.coded
+            and any(self.scope.startswith(a) for a in self.areas or ())
+        )
+        if self.areas is not None and not inside:  # a scope inside them is narrower already
             ranges = [f"(t.code >= :area{i} AND t.code < :area{i} || chr(1114111))"
                       for i in range(len(self.areas))]  # fmt: skip
             clauses.append("(" + (" OR ".join(ranges) or "false") + ")")
@@ -208,7 +213,16 @@ def page(
 
     ``after`` is the sort key of the last row of the previous page (see ``sort_key``).
     """
-    params: dict[str, Any] = {"limit": first + 1}
+    sql, params = page_sql(entity, first + 1, after, filters)
+    rows = _all(session, sql, **params)
+    return Page(rows[:first], len(rows) > first)
+
+
+def page_sql(
+    entity: Entity, limit: int, after: tuple[Any, ...] | None, filters: Filters
+) -> tuple[str, dict[str, Any]]:
+    """The statement of ``page`` (``:name`` parameters), also what compiled queries nest."""
+    params: dict[str, Any] = {"limit": limit}
     where = filters.where(entity, params)
     select = entity.select
     if filters.near is not None:
@@ -226,17 +240,20 @@ def page(
     sql = _with_here(filters) + f"SELECT {select} FROM {entity.table} t"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY {order} LIMIT :limit"
-    rows = _all(session, sql, **params)
-    return Page(rows[:first], len(rows) > first)
+    return sql + f" ORDER BY {order} LIMIT :limit", params
 
 
-def count(*, session: Session, entity: Entity, filters: Filters) -> int:
+def count_sql(entity: Entity, filters: Filters) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {}
     where = filters.where(entity, params)
     sql = _with_here(filters) + f"SELECT count(*) FROM {entity.table} t"
     if where:
         sql += " WHERE " + " AND ".join(where)
+    return sql, params
+
+
+def count(*, session: Session, entity: Entity, filters: Filters) -> int:
+    sql, params = count_sql(entity, filters)
     return session.execute(text(sql), params).scalar_one()
 
 

@@ -79,8 +79,10 @@ def test_the_log_is_append_only(app: tuple[TestClient, Any], fresh_db: ScratchDB
     ok(as_role(public, tokens, "grid_worker"), "{ households(first: 1) { edges { node {"
                                                 " members { name } } } } }")  # fmt: skip
     dsn = make_url(getattr(fresh_db, url)).set(drivername="postgresql")
-    for sql in ("UPDATE audit_log SET role = 'x'", "DELETE FROM audit_log",
-                "TRUNCATE audit_log"):  # fmt: skip
+    statements = [f"{verb} {table}{tail}" for table in ("audit_log", "audit_entry", "audit_read")
+                  for verb, tail in (("UPDATE", " SET role = 'x'"), ("DELETE FROM", ""),
+                                     ("TRUNCATE", ""))]  # fmt: skip
+    for sql in statements:
         conn = psycopg2.connect(dsn.render_as_string(hide_password=False))
         try:
             with pytest.raises(psycopg2.Error), conn, conn.cursor() as cur:

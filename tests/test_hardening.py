@@ -29,16 +29,19 @@ PROD_KEY = "5e1f" * 16
 def statements(client: TestClient) -> Iterator[list[str]]:
     """The SQL the app runs inside the block."""
     seen: list[str] = []
-    engine = client.app.state.engine  # type: ignore[attr-defined]
+    state = client.app.state  # type: ignore[attr-defined]
+    engines = (state.engine, state.reader)
 
     def record(conn: Any, cursor: Any, sql: str, *rest: Any) -> None:
         seen.append(sql)
 
-    event.listen(engine, "before_cursor_execute", record)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 def nested(levels: int) -> str:
