@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -49,6 +50,7 @@ MAX_FIELDS = 1_000  # counted with fragments expanded where they are spread
 MAX_ALIASES = 200
 MAX_TOKENS = 15_000  # a 1,000-field query is about 5,000
 CACHED_QUERY_CHARS = 20_000  # longer documents are parsed each time, not kept
+CACHED_VARIABLES_BYTES = 2_000
 MAX_BATCH = 10
 MAX_STEPS = 10 * MAX_FIELDS  # fields, fragments and spreads visited: bounds fragment bombs
 LIST_FACTOR = 10
@@ -82,7 +84,32 @@ def check_operation(
     introspection: bool,
 ) -> list[GraphQLError]:
     """The reasons to refuse an operation before running it (none: run it). Documents that are
-    invalid in other ways pass here; the schema's own validation reports them."""
+    invalid in other ways pass here; the schema's own validation reports them. The verdicts on
+    small operations are kept: dashboards send the same few again and again."""
+    values = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+    if len(query) <= CACHED_QUERY_CHARS and len(values) <= CACHED_VARIABLES_BYTES:
+        return list(_checked(schema, query, values, operation_name, introspection))
+    return _check(schema, query, variables, operation_name, introspection)
+
+
+@lru_cache(maxsize=1024)
+def _checked(
+    schema: GraphQLSchema,
+    query: str,
+    values: bytes,
+    operation_name: str | None,
+    introspection: bool,
+) -> tuple[GraphQLError, ...]:
+    return tuple(_check(schema, query, orjson.loads(values), operation_name, introspection))
+
+
+def _check(
+    schema: GraphQLSchema,
+    query: str,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+    introspection: bool,
+) -> list[GraphQLError]:
     try:
         document = parse_document(query)
     except GraphQLError as exc:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -99,6 +100,12 @@ def _code_check(pattern: str) -> CheckConstraint:
     return CheckConstraint(f"code ~ '{pattern}'", name="code_format")
 
 
+def _children(table: str, parent: str) -> Index:
+    """The rows of one parent in code order, as pages of children are read (and as the
+    foreign key is checked): no sort, and no more rows than the page."""
+    return Index(f"ix_{table}_{parent}", parent, "code")
+
+
 AREA = ("MULTIPOLYGON",)
 FOOTPRINT = ("POLYGON", "MULTIPOLYGON")
 POINT = ("POINT",)
@@ -116,12 +123,16 @@ class District(Base):
 
 class Subdistrict(Base):
     __tablename__ = "subdistrict"
-    __table_args__ = (_code_check("^[0-9]{9}$"), *_geometry_checks("geom", AREA))
+    __table_args__ = (
+        _code_check("^[0-9]{9}$"),
+        *_geometry_checks("geom", AREA),
+        _children("subdistrict", "district_id"),
+    )
 
     id: Mapped[uuid.UUID] = _pk()
     code: Mapped[str] = _code()
     name: Mapped[str] = mapped_column(Text)
-    district_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("district.id"), index=True)
+    district_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("district.id"))
     # Days, months and "today" are counted in this zone.
     timezone: Mapped[str] = mapped_column(Text, server_default=text("'Asia/Shanghai'"))
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID), nullable=False)
@@ -133,12 +144,13 @@ class Community(Base):
         _code_check("^[0-9]{12}$"),
         *_geometry_checks("geom", AREA),
         *_geometry_checks("office", POINT),
+        _children("community", "subdistrict_id"),
     )
 
     id: Mapped[uuid.UUID] = _pk()
     code: Mapped[str] = _code()
     name: Mapped[str] = mapped_column(Text)
-    subdistrict_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subdistrict.id"), index=True)
+    subdistrict_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subdistrict.id"))
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID), nullable=False)
     # The committee office: where a block head's walking route starts.
     office = mapped_column(Geometry("POINT", srid=SRID))
@@ -146,23 +158,31 @@ class Community(Base):
 
 class Grid(Base):
     __tablename__ = "grid"
-    __table_args__ = (_code_check("^[0-9]{15}$"), *_geometry_checks("geom", AREA))
+    __table_args__ = (
+        _code_check("^[0-9]{15}$"),
+        *_geometry_checks("geom", AREA),
+        _children("grid", "community_id"),
+    )
 
     id: Mapped[uuid.UUID] = _pk()
     code: Mapped[str] = _code()
     name: Mapped[str | None] = mapped_column(Text)
-    community_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("community.id"), index=True)
+    community_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("community.id"))
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID), nullable=False)
 
 
 class MicroGrid(Base):
     __tablename__ = "micro_grid"
-    __table_args__ = (_code_check("^[0-9]{18}$"), *_geometry_checks("geom", AREA))
+    __table_args__ = (
+        _code_check("^[0-9]{18}$"),
+        *_geometry_checks("geom", AREA),
+        _children("micro_grid", "grid_id"),
+    )
 
     id: Mapped[uuid.UUID] = _pk()
     code: Mapped[str] = _code()
     name: Mapped[str | None] = mapped_column(Text)
-    grid_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("grid.id"), index=True)
+    grid_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("grid.id"))
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID), nullable=False)
 
 
@@ -177,6 +197,7 @@ class Building(Base):
         _code_check(BUILDING_CODE),
         *_geometry_checks("geom", FOOTPRINT),
         CheckConstraint("levels IS NULL OR levels BETWEEN 1 AND 200", name="levels_range"),
+        _children("building", "micro_grid_id"),
     )
 
     id: Mapped[uuid.UUID] = _pk()
@@ -184,7 +205,7 @@ class Building(Base):
     name: Mapped[str | None] = mapped_column(Text)
     address: Mapped[str | None] = mapped_column(Text)
     levels: Mapped[int | None] = mapped_column(SmallInteger)
-    micro_grid_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("micro_grid.id"), index=True)
+    micro_grid_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("micro_grid.id"))
     geom = mapped_column(Geometry("GEOMETRY", srid=SRID), nullable=False)
 
 
@@ -193,12 +214,13 @@ class Household(Base):
     __table_args__ = (
         CheckConstraint("household_class IN ('A', 'B', 'C')", name="class"),
         *_geometry_checks("location", POINT),
+        _children("household", "building_id"),
     )
 
     id: Mapped[uuid.UUID] = _pk()
     # The building's code plus unit and room: ``<building>-2-0302``.
     code: Mapped[str] = _code()
-    building_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("building.id"), index=True)
+    building_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("building.id"))
     unit: Mapped[str | None] = mapped_column(Text)
     room: Mapped[str] = mapped_column(Text)
     household_class: Mapped[str] = mapped_column(String(1), server_default=text("'B'"))
@@ -215,12 +237,13 @@ class Person(Base):
             "birth_year IS NULL OR birth_year BETWEEN 1880 AND 2200", name="birth_year"
         ),
         CheckConstraint("gender IS NULL OR gender IN ('F', 'M')", name="gender"),
+        _children("person", "household_id"),
     )
 
     id: Mapped[uuid.UUID] = _pk()
     # The household's code plus a two-digit member number: ``<household>-01``.
     code: Mapped[str] = _code()
-    household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("household.id"), index=True)
+    household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("household.id"))
     name: Mapped[str] = mapped_column(Text)
     gender: Mapped[str | None] = mapped_column(String(1))
     relation: Mapped[str | None] = mapped_column(Text)

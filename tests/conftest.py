@@ -5,6 +5,7 @@ by the tests that only read, and a fresh copy for each test that writes."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,7 +74,16 @@ class Databases:
         return ScratchDB(full, _url(self.owner, full), _url(self.app, full))
 
     def drop(self, name: str) -> None:
-        _admin(self.owner, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # The app role's last connections may still be closing: the owner may not end them
+        # (FORCE needs pg_signal_backend for another role's sessions), so wait for them.
+        for attempt in range(50):
+            try:
+                _admin(self.owner, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                break
+            except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ObjectInUse):
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
         self.created.remove(name)
 
     def drop_all(self) -> None:
