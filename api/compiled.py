@@ -15,14 +15,14 @@ security, in a transaction that records the caller first (``geo.db.scope_sql``);
 fields are read, masked or withheld by ``Caller.access_inside`` (row-level security shows a
 caller only households inside its areas); each object whose personal fields are read in full
 carries a marker (its household and which fields) that ``run`` strips from the answer and writes
-to the audit log before the transaction commits.
+to the audit log before the answer is returned.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -49,11 +49,11 @@ from sqlalchemy.exc import DBAPIError
 from api.limits import CACHED_QUERY_CHARS, parse_document
 from api.schema import schema
 from api.schema.areas import NODE_TYPES
-from api.schema.base import NearInput, filters
+from api.schema.base import NearInput, filters, in_callers_areas
 from api.schema.personal import Personal
 from api.schema.relay import check_first, decode_cursor
 from geo import queries as q
-from geo.access import FAMILY_FILE_ROLES, Access, Caller
+from geo.access import Access, Caller
 from geo.audit import reads_sql
 from geo.db import scope_sql
 from geo.errors import BadInput
@@ -98,17 +98,9 @@ PARENTS = {
 }
 AREAS = frozenset({"District", "Subdistrict", "Community", "Grid", "MicroGrid"})
 # Columns of ``Entity.select`` that fields show as they are.
-COLUMNS = {
-    "code": "code",
-    "name": "name",
-    "timezone": "timezone",
-    "office": "office",
-    "address": "address",
-    "levels": "levels",
-    "unit": "unit",
-    "room": "room",
-    "geometry": "geometry",
-}
+COLUMNS = frozenset(
+    {"code", "name", "timezone", "office", "address", "levels", "unit", "room", "geometry"}
+)
 
 
 def _personal_fields() -> dict[tuple[str, str], str]:
@@ -289,9 +281,7 @@ class _Compiler:
             near=_near(args.get("near")),
             scope=args.get("scope"),
         )
-        if entity.personal:
-            areas = self.caller.areas if self.caller.role in FAMILY_FILE_ROLES else ()
-            where = replace(where, areas=areas)
+        where = in_callers_areas(where, entity, self.caller)
         check = None
         if where.scope is not None:
             area = q.AREAS_BY_WIDTH.get(len(where.scope)) if where.scope.isdigit() else None
@@ -411,7 +401,7 @@ class _Compiler:
             elif name == "id":
                 expr = _base64(f"'{type_name}:' || {a}.id::text")
             elif name in COLUMNS:
-                expr = f"{a}.{COLUMNS[name]}"
+                expr = f"{a}.{name}"
             elif name == "distanceMeters":
                 expr = f"{a}.distance_meters" if a in self.with_distance else "NULL"
             elif name in ("householdCount", "residentCount", "suppressed"):

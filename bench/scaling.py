@@ -7,7 +7,6 @@ from what grows with the answer, and plan for a province (``docs/scaling.md``).
     make bench-scaling                                   # installs matplotlib, then this
     .venv/bin/python bench/scaling.py                    # 100,000, 1,000,000 and 5,000,000
     .venv/bin/python bench/scaling.py --scales 100000 --runs 30
-    .venv/bin/python bench/scaling.py --scales 5000000 --lift-demo-cap   # see --help
 
 For each size it creates (or reuses, when it holds that demo) the database
 ``gridmap_scale_<size>`` (``gridmap_scale_100k``, ``_1m``, ``_5m``) in the local cluster the way
@@ -496,7 +495,6 @@ def measure_scale(
         "scale": scale,
         **data,
         "load": load,
-        "demo_cap_lifted": households > args.demo_cap,
         "config": {"runs": args.runs, "warmup": args.warmup, "worker": worker},
         "load_average_at_start": round(load_average, 2),
         "queries": results,
@@ -681,9 +679,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
         if seconds and load.get("load_average_at_start", 0) >= 1.0:
             took += f" (machine busy: load average {load['load_average_at_start']:.2f})"
         rate = f"{r['households'] / seconds:,.0f}" if seconds else "-"
-        cap = " (demo cap lifted)" if r.get("demo_cap_lifted") else ""
         lines.append(
-            f"| {r['households']:,}{cap} | {r['date']} | {r['load_average_at_start']:.2f} "
+            f"| {r['households']:,} | {r['date']} | {r['load_average_at_start']:.2f} "
             f"| {s['subdistricts']} | {s['grids']:,} | {s['persons']:,} "
             f"| {r['home_grids']:,} / {r['home_households']:,} | {took} | {rate} "
             f"| {_size(r['size_bytes']['database'])} |"
@@ -894,12 +891,6 @@ def main(argv: list[str] | None = None) -> int:
         "--drop", action="store_true", help="drop this script's databases of these sizes at the end"
     )
     parser.add_argument(
-        "--lift-demo-cap",
-        action="store_true",
-        help=f"let the demo loader load more than its cap (geo.demo.MAX_HOUSEHOLDS, "
-        f"{geo_demo.MAX_HOUSEHOLDS:,}) in this process; `gridmap demo` accepts up to 5,000,000",
-    )
-    parser.add_argument(
         "--patience",
         type=int,
         default=300,
@@ -915,7 +906,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 2 or args.warmup < 0:
         parser.error("--runs must be at least 2 and --warmup at least 0")
-    args.demo_cap = geo_demo.MAX_HOUSEHOLDS
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     stamp = dt.datetime.now(dt.UTC)
@@ -924,30 +914,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
         settings.require_database()
-        over = [n for n in args.scales if n > args.demo_cap]
-        if over and not args.lift_demo_cap:
-            loaded = []
-            for n in over:
-                db = sbs.resolve_database(database_name(n), settings)
-                with _admin(db) as cur:
-                    exists = _comment(cur, db.name) is not None
-                holds = None
-                if exists and not args.reload:
-                    with contextlib.suppress(psycopg2.Error):
-                        holds = _demo_households(db)
-                if holds != n:
-                    loaded.append(n)
-            if loaded:
-                raise ScalingError(
-                    f"the demo loader refuses more than {args.demo_cap:,} households "
-                    f"(geo.demo.MAX_HOUSEHOLDS), and {', '.join(f'{n:,}' for n in loaded)} "
-                    "would need loading; `gridmap demo --households` accepts up to 5,000,000. "
-                    "Run with --lift-demo-cap to raise the cap in this process only, or leave "
-                    "those sizes out of --scales"
-                )
-        if args.lift_demo_cap and over:
-            geo_demo.MAX_HOUSEHOLDS = max(over)
-            print(f"demo loader cap raised to {max(over):,} households in this process")
         queries = load_queries(args.queries)
         run_dir.mkdir(parents=True, exist_ok=True)
         for n in args.scales:
