@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -231,7 +232,12 @@ def auth_password(code: str, password: str) -> None:
 @main.command()
 @click.option("--host", default=None, help="Interface to listen on [HOST or 127.0.0.1].")
 @click.option("--port", default=None, type=int, help="Port [PORT or 8000].")
-@click.option("--workers", default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--workers",
+    default=os.cpu_count() or 1,
+    show_default="one per core",
+    help="Worker processes (each has its own rate limits and connection pools).",
+)
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """Serve the API, GraphiQL and the maps with uvicorn."""
     import uvicorn

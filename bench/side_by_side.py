@@ -39,8 +39,8 @@ What it does, in order:
 CPU share: the machine's cores are not divided. All three servers run all the time but only one
 is under load at a time, so each has the whole machine in turn, shared with wrk and PostgreSQL,
 everything at the same niceness and without pinning; each server is one process (unless
-``--workers``) with a pool of 10 PostgreSQL connections (gridmap's default pool of 10 may
-overflow to 20).
+``--workers``) with a pool of 10 PostgreSQL connections (gridmap: 10 per worker for compiled
+reads, and a pool of 10 that may overflow to 20 for the rest).
 """
 
 from __future__ import annotations
@@ -1032,9 +1032,9 @@ connection filters (PostGraphile as a default install runs it: connected as the 
 row-level security, no audit) and of the raw floor (`bench/floor.py`: one SQL statement building
 the whole JSON answer, psycopg2, a bare Starlette route). The queries are written out for each
 side in `bench/queries/`; the runner checks that the three give the same data before it measures.
-gridmap serves the demo's grid center with security on: row-level security, masking and one
-audit row per household whose class or members an answer shows, written in the request's
-transaction. Targets: at 16 clients gridmap's throughput at least PostGraphile's on every query;
+gridmap serves the demo's grid center with security on: row-level security, masking and the
+audit of every household whose class or members an answer shows, written before the answer
+leaves. Targets: at 16 clients gridmap's throughput at least PostGraphile's on every query;
 gridmap's single-client median latency within 3× of the floor's. `bench/results.png` plots the
 requests/s at 16 clients and the single-client median latency.
 """
@@ -1152,7 +1152,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--clients", type=_ints, default=[1, 16, 64])
     parser.add_argument("--queries", type=_ints, default=[1, 2, 3, 4])
-    parser.add_argument("--workers", type=int, default=1, help="gridmap's uvicorn workers")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="gridmap's uvicorn workers (default: one per core, as `gridmap serve` runs)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="where the JSON results go")
     parser.add_argument(
         "--keep-going",
@@ -1229,7 +1234,8 @@ def main(argv: list[str] | None = None) -> int:
                 "wrk (min(clients, 2) threads) and PostgreSQL, everything at the same niceness; "
                 "each server is one process (gridmap: uvicorn with the workers above; "
                 "PostGraphile: one Node process; the floor: one uvicorn process) with a pool of "
-                "10 PostgreSQL connections (gridmap's may overflow to 20)."
+                "10 PostgreSQL connections (gridmap: 10 per worker for compiled reads, and a pool "
+                "of 10 that may overflow to 20 for the rest)."
             ),
             "load_average_at_start": round(load, 2),
             "summary": summary,

@@ -706,11 +706,13 @@ def _plan(households: int, seed: int) -> _Plan:
         n = _communities_for(len(sub.grids), len(real))
         comms = [_Community(sub, chunk) for chunk in _chunks(sub.grids, n)]
         comms.sort(key=lambda c: _reading_order(side * 2)(_centre(c.grids)))
+        taken = {c.code[-3:] for c in real}  # generated numbers from 201, clear of real ones
+        spare = (n for n in range(201, 1000) if f"{n:03d}" not in taken)
         for k, comm in enumerate(comms):
             if k < len(real):
                 comm.code, comm.name = real[k].code, real[k].name
             else:
-                number = 201 + k - len(real)
+                number = next(spare)
                 comm.code = f"{sub.code}{number:03d}"
                 comm.name = f"{_short(sub.name)}第{number}居委会（生成）"
             for grid in comm.grids:
