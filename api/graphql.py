@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from graphql import ExecutionResult
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -20,7 +21,7 @@ from strawberry.types.graphql import OperationType
 
 from api.compiled import compile_operation, run
 from api.database import RequestDB
-from api.errors import format_error
+from api.errors import format_error, log
 from api.limits import MAX_BATCH, BodyTooLarge, check_operation, read_body
 from api.schema import schema
 from api.schema.context import Context
@@ -133,7 +134,12 @@ async def _compiled(request: Request, caller: Caller, operation: Operation) -> s
     )
     if compiled is None:
         return None
-    return await run_in_threadpool(run, request.app.state.reader, compiled, caller)
+    try:
+        return await run_in_threadpool(run, request.app.state.reader, compiled, caller)
+    except DBAPIError:
+        # The resolvers meet the same trouble and answer it as an error a client can act on.
+        log.warning("compiled query failed: the resolvers answer instead", exc_info=True)
+        return None
 
 
 async def execute(

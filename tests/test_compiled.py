@@ -14,8 +14,10 @@ from conftest import Databases, ScratchDB, demo_tokens
 from gq import gql, ok
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from starlette.testclient import TestClient
 
+import api.graphql
 from api.app import create_app
 from api.compiled import compile_operation
 from api.schema.relay import decode_cursor
@@ -253,3 +255,19 @@ def test_a_page_of_households_with_members_is_one_statement(
     # The data in one statement, and the audit entry of the 500 households in another.
     assert len(seen) == 2, seen
     assert "INSERT INTO audit_read" in seen[1]
+
+
+def test_a_failing_statement_leaves_the_answer_to_the_resolvers(
+    apps: tuple[TestClient, TestClient],
+    tokens: dict[str, Any],
+    cases: list[tuple[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compiled, resolved = (authed(app, tokens, "grid_center") for app in apps)
+    expected = ok(resolved, GRID_TREE, **cases[0][1])
+
+    def lost(*args: Any, **kwargs: Any) -> None:
+        raise DBAPIError("SELECT …", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(api.graphql, "run", lost)
+    assert ok(compiled, GRID_TREE, **cases[0][1]) == expected
