@@ -32,12 +32,6 @@ class AuditTrail:
         else:
             entry[1].add(field_name)
 
-    def rows(self) -> list[dict[str, Any]]:
-        return [
-            {"household_id": hid, "household_code": code, "fields": sorted(fields)}
-            for hid, (code, fields) in self.reads.items()
-        ]
-
 
 def write_reads(*, session: Session, trail: AuditTrail) -> int:
     """The ``read`` entry of a request that returned personal fields: one row per household
