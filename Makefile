@@ -89,7 +89,7 @@ clean: stop
 # plugins (bench/peers, pinned), wrk. Arguments: BENCH_ARGS='--duration 5 --queries 1,2'.
 .PHONY: bench
 bench: db
-	@$(BIN)/python -c 'import matplotlib' 2>/dev/null \
+	@{ $(BIN)/python -c 'import matplotlib' 2>/dev/null && [ -x $(BIN)/py-spy ]; } \
 	  || $(BIN)/python -m pip install --disable-pip-version-check -e '.[bench]'
 	@command -v npm >/dev/null || { echo "installing Node.js and npm"; $(APT) update; \
 	  $(APT) install -y --no-install-recommends nodejs npm; }
@@ -103,6 +103,6 @@ bench: db
 # Installs the `bench` extra (matplotlib) when missing. Arguments: BENCH_ARGS='--scales 100000'.
 .PHONY: bench-scaling
 bench-scaling: db
-	@$(BIN)/python -c 'import matplotlib' 2>/dev/null \
+	@{ $(BIN)/python -c 'import matplotlib' 2>/dev/null && [ -x $(BIN)/py-spy ]; } \
 	  || $(BIN)/python -m pip install --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python bench/scaling.py $(BENCH_ARGS)

@@ -70,10 +70,6 @@ SPATIAL = """query($area: GeoJSON!) {
   inside: buildings(within: $area, first: 500) { totalCount edges { node { code } } }
   touching: microGrids(intersects: $area) { edges { node { code } } } }"""
 
-COMPILED = [GRID_TREE, NEAR, HOUSEHOLD_PAGE, GRIDS, FAMILY_FILES, PARENTS, COUNTS, BUILDINGS,
-            SHAPES, SPATIAL]  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def db(databases: Databases, template_db: ScratchDB) -> ScratchDB:
     return databases.make("compiled", template=template_db.name)

@@ -2,7 +2,7 @@
 # Flame graphs of one gridmap worker under load (py-spy, the `bench` extra), as kept in this
 # folder: q3 (500 households with members) through the resolvers and compiled, q1 compiled.
 #
-#   bench/flame/record.sh            # needs `make bench` done once (wrk) and the bench database
+#   bench/flame/record.sh      # after `make bench` (wrk, py-spy, the bench database gridmap_bench)
 #
 # Serves the side-by-side database gridmap_bench as the grid center, 4 clients for 12 s.
 set -euo pipefail
