@@ -70,6 +70,7 @@ SPATIAL = """query($area: GeoJSON!) {
   inside: buildings(within: $area, first: 500) { totalCount edges { node { code } } }
   touching: microGrids(intersects: $area) { edges { node { code } } } }"""
 
+
 @pytest.fixture(scope="module")
 def db(databases: Databases, template_db: ScratchDB) -> ScratchDB:
     return databases.make("compiled", template=template_db.name)
