@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from geo.audit import array_literal
 
 
 @pytest.fixture
@@ -91,3 +92,17 @@ def test_the_log_is_append_only(app: tuple[TestClient, Any], fresh_db: ScratchDB
         finally:
             conn.close()
     assert len(log(fresh_db)) == 1
+
+
+def test_array_literals_carry_any_code(demo_db: ScratchDB) -> None:
+    """Household codes come from imported files: a comma, quote, backslash or brace in one must
+    reach the audit log as it was."""
+    codes = ["310106015002002001001-1-0101", "a,b", 'q"uote', "back\\slash", "{br}ace", "", "NULL"]
+    conn = psycopg2.connect(make_url(demo_db.owner_url).set(drivername="postgresql")
+                            .render_as_string(hide_password=False))  # fmt: skip
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT CAST(%s AS text[])", (array_literal(codes),))
+            assert cur.fetchone()[0] == codes
+    finally:
+        conn.close()
