@@ -820,15 +820,7 @@ def plot(results: list[dict[str, Any]]) -> Path | None:
 
 
 def _scales(value: str) -> list[int]:
-    try:
-        items = sorted({int(x.replace("_", "")) for x in value.split(",") if x.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r}: expected numbers separated by commas"
-        ) from None
-    if not items or any(x < 1 for x in items):
-        raise argparse.ArgumentTypeError(f"{value!r}: expected positive numbers")
-    return items
+    return sorted(set(sbs._ints(value)))
 
 
 def _queries(value: str) -> list[int]:

@@ -1113,7 +1113,7 @@ def plot(out_dir: Path) -> Path | None:
 
 def _ints(value: str) -> list[int]:
     try:
-        items = [int(x) for x in value.split(",") if x.strip()]
+        items = [int(x.replace("_", "")) for x in value.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{value!r}: expected numbers separated by commas"
