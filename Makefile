@@ -12,11 +12,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # Debian packages the project needs. Append here; `make deps` installs whatever is missing.
-DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 acl
+# chromium and fonts-noto-cjk: tests/test_maps.py opens the maps in a headless browser.
+DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 acl chromium fonts-noto-cjk
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: help deps venv db run test stop lint clean
+.PHONY: help deps venv assets db run test stop lint clean
 
 help:
 	@echo "make run     install what is missing, start the local PostGIS cluster, migrate, load the"
@@ -24,6 +25,7 @@ help:
 	@echo "make test    the same set-up, then pytest (extra arguments: PYTEST_ARGS='-k foo -x')"
 	@echo "make deps    install missing Debian packages: $(DEB_PACKAGES)"
 	@echo "make venv    create .venv and install the project (again when pyproject.toml changes)"
+	@echo "make assets  install the maps' Leaflet, fonts and the rest (npm ci in maps/assets)"
 	@echo "make db      start the local cluster (data in var/) and migrate the schema"
 	@echo "make stop    stop the local cluster"
 	@echo "make lint    ruff check"
@@ -60,7 +62,20 @@ $(STAMP): pyproject.toml | deps
 	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-db: venv
+# The maps' scripts, styles and fonts from npm (maps/assets.py serves and inlines them): again
+# when the lock file changes. Node.js and npm from Debian when missing.
+ASSETS := maps/assets
+ASSETS_STAMP := $(ASSETS)/node_modules/.installed
+
+assets: $(ASSETS_STAMP)
+
+$(ASSETS_STAMP): $(ASSETS)/package-lock.json
+	@command -v npm >/dev/null || { echo "installing Node.js and npm"; $(APT) update; \
+	  $(APT) install -y --no-install-recommends nodejs npm; }
+	cd $(ASSETS) && npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+db: venv assets
 	$(BIN)/gridmap db up
 	$(BIN)/gridmap db migrate
 

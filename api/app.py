@@ -13,11 +13,13 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from api.auth import Authenticator
 from api.graphql import JSONResponse, graphql_endpoint
 from api.limits import RateLimiter
+from api.maps import DEMO_SCOPE, coverage_page
 from api.schema import sdl
 from api.settings import ROOT, Settings
 from api.web import (
@@ -31,10 +33,13 @@ from api.web import (
 )
 from geo.db import make_engine
 from geo.pii import Vault
+from maps.assets import NODE_MODULES
 
 LANDING = Path(__file__).with_name("landing.html")
 # Map pages add themselves here as (path, title) so the landing page links them.
-MAP_PAGES: list[tuple[str, str]] = []
+MAP_PAGES: list[tuple[str, str]] = [
+    (f"/maps/coverage?scope={DEMO_SCOPE}&level=GRID", "走访覆盖图 Visit coverage map"),
+]
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -66,6 +71,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
+        Route("/maps/coverage", coverage_page),
+        # Leaflet and the rest, from the npm packages `make assets` installs (maps/assets.py).
+        Mount("/maps/assets", StaticFiles(directory=NODE_MODULES, check_dir=False)),
     ]
     return Starlette(
         routes=routes,

@@ -43,10 +43,6 @@ class Unauthenticated(GridmapError):
     code = "UNAUTHENTICATED"
 
 
-class Forbidden(GridmapError):
-    code = "FORBIDDEN"
-
-
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

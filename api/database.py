@@ -32,12 +32,21 @@ class RequestDB:
         async with self._lock:
             return await run_in_threadpool(self._call, fn, kwargs)
 
-    def _call(self, fn: Callable[..., R], kwargs: dict[str, Any]) -> R:
+    async def write(self, fn: Callable[..., R], /, **kwargs: Any) -> R:
+        """``run`` for a mutation: its changes are kept whole or not at all (a savepoint), so
+        a mutation that fails leaves nothing behind while the request's others stand."""
+        async with self._lock:
+            return await run_in_threadpool(self._call, fn, kwargs, True)
+
+    def _call(self, fn: Callable[..., R], kwargs: dict[str, Any], nested: bool = False) -> R:
         if self._session is None:
             self._session = Session(self._engine)
             self._session.begin()
             set_scope(self._session, self._scope)
-        return fn(session=self._session, **kwargs)
+        if not nested:
+            return fn(session=self._session, **kwargs)
+        with self._session.begin_nested():
+            return fn(session=self._session, **kwargs)
 
     async def close(self, *, commit: bool = False) -> None:
         session, self._session = self._session, None

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=200, ge=1)
     # Answer the common reads with one SQL statement each (api.compiled); off: resolvers only.
     compiled_queries: bool = True
+    # A base map under the coverage maps: a tile URL template ({z}/{x}/{y}) on a server the
+    # grid center reaches (often an intranet one), and its attribution. None: no base map.
+    map_tiles: str | None = None
+    map_tiles_attribution: str = ""
 
     @model_validator(mode="after")
     def _owner_defaults_to_app_url(self) -> Settings:

@@ -6,7 +6,9 @@ deterministic (same ``households`` and ``seed``, same rows, ids and geometries, 
 is loaded on) and believable: real division codes and names (``geo/data``), a street
 grid with blocks, parcels and building footprints of real sizes, families with ages, relations,
 ID numbers and special-group flags consistent with their class, workers of every role, and a
-commercial street with its shops.
+commercial street with its shops. The one exception is the visit history (version 3): six months
+ending on the day it is loaded (in the subdistrict's time zone), so coverage "as of today" means
+something whenever the demo is loaded; the same seed on the same day gives the same visits.
 
 The shape of the city, from the top:
 
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import datetime as dt
 import io
 import itertools
 import math
@@ -48,10 +51,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg2
 import shapely
@@ -59,10 +64,11 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
+from geo import visits as geo_visits
 from geo.errors import GridmapError
 from geo.pii import Vault
 
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 
 DATA = Path(__file__).with_name("data")
 DISTRICT_CODE = "310106"
@@ -98,6 +104,10 @@ TABLES = (
     "worker",
     "worker_grid",
     "merchant",
+    "visit",
+    "demand",
+    "talent",
+    "cadence_policy",
 )
 # Large tables whose secondary indexes and foreign keys are rebuilt after the copy.
 BULK_TABLES = ("household", "person")
@@ -1160,6 +1170,48 @@ COLUMNS = {
     ),
     "worker_grid": ("worker_id", "grid_id"),
     "merchant": ("id", "code", "name", "category", "address", "employees", "building_id", "geom"),
+    "visit": (
+        "id",
+        "household_id",
+        "household_code",
+        "worker_id",
+        "visited_at",
+        "mode",
+        "night",
+        "weekend",
+        "tasks",
+        "notes",
+        "warnings",
+        "idempotency_key",
+        "recorded_at",
+        "recorded_by",
+    ),
+    "demand": (
+        "id",
+        "household_id",
+        "household_code",
+        "visit_id",
+        "text",
+        "category",
+        "resolution",
+        "answer",
+        "raised_at",
+        "closed_at",
+    ),
+    "talent": (
+        "id",
+        "household_id",
+        "household_code",
+        "person_id",
+        "skills",
+        "willingness",
+        "notes",
+        "visit_id",
+        "found_at",
+        "updated_at",
+    ),
+    # A temporary table of the family files the demo sets (see _load_v3_visits).
+    "demo_family_file": ("id", "contact_preference", "visit_times", "notes"),
 }
 
 
@@ -1222,14 +1274,10 @@ class _People:
 
 
 def _date_ordinal(year: int) -> int:
-    import datetime as dt
-
     return dt.date(year, 1, 1).toordinal()
 
 
 def _ymd(ordinal: int) -> str:
-    import datetime as dt
-
     return dt.date.fromordinal(ordinal).strftime("%Y%m%d")
 
 
@@ -1708,7 +1756,545 @@ def _load_v2_logins(ctx: _Context) -> None:
         bar.update(1)
 
 
-STEPS: list[tuple[int, Callable[[_Context], None]]] = [(1, _load_v1), (2, _load_v2_logins)]
+# --------------------------------------------------------------------------------------------
+# Version 3: family files and six months of visits, demands and capable residents
+# --------------------------------------------------------------------------------------------
+
+# The history covers one class A/B cadence (182 days) and ends yesterday (local time), so no visit
+# is in the future and the same day gives the same history whatever the hour of the load.
+HISTORY_DAYS = 182
+# Minutes of the local day: the worker's day, weekend visits, evenings when families are in.
+WORK_DAY = (9 * 60, 17 * 60)
+WEEKEND_DAY = (9 * 60 + 30, 17 * 60)
+EVENING = (18 * 60 + 30, 20 * 60 + 30)
+NIGHT_FROM_MINUTE = geo_visits.NIGHT_FROM.hour * 60  # as geo.visits counts night visits
+NIGHT_UNTIL_MINUTE = geo_visits.NIGHT_UNTIL.hour * 60
+WORKING_AGE_LIMIT = 60  # a head under 60 is out at work by day (ages as of REF_YEAR)
+# Per grid, how diligently its team works, spread evenly over a subdistrict's grids: the best
+# cover nearly everyone, the worst under a third of the households.
+DILIGENCE = (0.25, 0.98)
+HARD_TO_REACH = 0.10  # households often out or reluctant: visited about half as often
+DEMAND_RATE = 0.11  # of visits that ask for demands: about 8 % of all visits
+TALENT_RATE = 0.11  # of visits looking for capable residents: about 1 % of households
+CLASS_A_CHANNELS = (("WECHAT", 0.45), ("PHONE", 0.35), ("ONLINE_GROUP", 0.15), ("EMAIL", 0.05))
+# How often each task is done on a door visit, a class C door visit and a call or message.
+_TASK_ODDS = {
+    "door": (0.55, 0.15, 0.75, 0.5, 0.7, 0.12),
+    "door_c": (0.4, 0.65, 0.8, 0.4, 0.75, 0.06),
+    "remote": (0.08, 0.05, 0.6, 0.6, 0.6, 0.02),
+}
+DAYTIME, EVENING_SLOT, WEEKEND_SLOT = 0, 1, 2
+
+FILE_NOTES = {
+    "elderly": (
+        "独居，子女在外地，每周电话问候一次",
+        "腿脚不便，上门请多敲几次门",
+        "听力不好，电话说不清，宜上门",
+        "老伴住院中，需多关心",
+        "有高血压，提醒按时服药",
+        "每天上午去公园锻炼，下午在家",
+    ),
+    "working": (
+        "夫妻双职工，工作日晚上7点后在家",
+        "家有婴儿，午休时间请勿敲门",
+        "经常出差，微信联系为宜",
+        "周末在家，平日请勿上门",
+        "孩子上小学，放学后老人接送",
+    ),
+    "A": (
+        "不希望上门，请微信联系",
+        "请电话联系，勿上门打扰",
+        "已加入楼栋微信群，通知发群里即可",
+    ),
+}
+VISIT_NOTES = {
+    "door": (
+        "身体状况良好",
+        "已送达防诈骗宣传资料",
+        "反映楼道堆物，已现场劝导清理",
+        "了解到子女近期回沪探亲",
+        "已宣传垃圾分类定时定点投放",
+        "家中无人，留了联系卡",
+        "已核对家庭成员信息",
+    ),
+    "door_c": (
+        "老人血压偏高，已提醒按时服药",
+        "已送上助餐券",
+        "已登记高龄津贴申请意向",
+        "独居老人精神状态良好，已检查燃气阀门",
+        "协助预约家庭医生上门",
+        "已代办长护险评估申请",
+    ),
+    "remote": (
+        "电话回访，一切正常",
+        "微信沟通，已转发社区通知",
+        "已告知疫苗接种安排",
+        "约定下次周末上门",
+    ),
+}
+# Demands: (text, category of the case catalogue, answer given on the spot, share escalated).
+DEMANDS = {
+    "any": (
+        ("楼道灯坏了", "facility_repair", "已报物业，三天内修好", 0.3),
+        ("垃圾分类点太远", "garbage_sorting", "已解释定时定点投放安排，并向居委会反映", 0.18),
+        ("停车难，晚上没有车位", "illegal_parking", "已介绍周边共享停车位", 0.24),
+        ("楼上装修噪音太大", "noise", "已联系楼上住户，约定施工时间", 0.21),
+        ("水管漏水", "facility_repair", "已联系物业维修", 0.36),
+        ("楼道堆物影响通行", "fire_safety", "已现场劝导清理", 0.18),
+        ("小区门口占道经营", "illegal_business", "已告知城管热线", 0.42),
+        ("夜里广场舞音乐太响", "noise", "已与舞蹈队沟通降低音量", 0.24),
+        ("绿化带缺人修剪", "greening", "已转告物业安排修剪", 0.3),
+        ("共享单车乱停挡住出入口", "illegal_parking", "已联系运营企业清运", 0.3),
+    ),
+    "elderly": (
+        ("希望增加老年助餐点", "elderly_service", "已告知社区长者食堂的位置和订餐电话", 0.18),
+        ("希望加装电梯", "facility_repair", "已说明加装电梯的征询流程", 0.3),
+        ("想了解高龄津贴怎么申请", None, "已说明申请材料，可到社区事务受理中心办理", 0.0),
+        ("希望有人定期上门理发", "elderly_service", "已登记，助老志愿者每月上门一次", 0.12),
+        ("想申请紧急呼叫设备", "elderly_service", "已登记，民政部门统一安装", 0.36),
+    ),
+    "working": (
+        ("孩子放学后没人照看", "child_care", "已介绍社区“爱心暑托班”和课后服务", 0.12),
+        ("想报名社区招聘会", None, "已推送招聘会时间和报名方式", 0.0),
+        ("快递柜不够用", "facility_repair", "已向物业反映增设快递柜", 0.3),
+        ("希望晚上开放社区活动室", None, "已告知活动室晚间开放时间", 0.0),
+    ),
+}
+ESCALATED_CLOSED = 0.6  # escalated demands closed by now, 2-20 days after they were raised
+TALENT_SKILLS = {
+    "elderly": ("书法", "维修", "医护", "烹饪", "园艺", "太极", "裁缝", "理发"),
+    "working": ("电脑", "法律", "医护", "会计", "英语", "摄影", "心理咨询", "驾驶", "维修"),
+}
+TALENT_NOTES = {
+    "维修": "会修小家电，愿意帮邻居",
+    "医护": "可参加义诊和健康讲座",
+    "法律": "周末可提供法律咨询",
+    "书法": "春节可为邻居写春联",
+    "电脑": "可教老人用智能手机",
+    "心理咨询": "可参与邻里调解",
+}
+WILLINGNESS_ODDS = {
+    "elderly": (("VOLUNTEER", 0.6), ("NOT_NOW", 0.25), ("EITHER", 0.15)),
+    "working": (("EITHER", 0.35), ("PAID_WORK", 0.25), ("VOLUNTEER", 0.25), ("NOT_NOW", 0.15)),
+}
+
+_HM = [f"{m // 60:02d}:{m % 60:02d}" for m in range(24 * 60)]
+_SS = [f":{s:02d}" for s in range(60)]
+
+
+@dataclass
+class _GridTeam:
+    """Who visits a grid's households, and how diligently: coverage differs from grid to grid."""
+
+    workers: list[tuple[str, str]]  # (id, code) of its GRID_WORKERs
+    leaders: list[tuple[str, str]]  # and of its MICRO_GRID_LEADERs (volunteers)
+    diligence: float
+
+
+@dataclass
+class _Days:
+    """The history's days in a subdistrict's time zone: date text, weekday, UTC offset text."""
+
+    first: dt.date  # day 0
+    dates: list[str]
+    weekdays: list[int]
+    offsets: list[str]
+
+
+def _history_days(today: dt.date, zone: str) -> _Days:
+    tz = ZoneInfo(zone)
+    first = today - dt.timedelta(days=HISTORY_DAYS)
+    dates, weekdays, offsets = [], [], []
+    for k in range(HISTORY_DAYS):
+        day = first + dt.timedelta(days=k)
+        # Visits are 09:00-20:30: DST changes (at night) never fall between noon and the visit.
+        offset = dt.datetime(day.year, day.month, day.day, 12, tzinfo=tz).utcoffset()
+        assert offset is not None
+        minutes = int(offset.total_seconds()) // 60
+        sign = "-" if minutes < 0 else "+"
+        dates.append(day.isoformat())
+        weekdays.append(day.weekday())
+        offsets.append(f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}")
+    return _Days(first, dates, weekdays, offsets)
+
+
+class _History:
+    """Family files and visit history of households in code order, chunk by chunk, from one
+    random stream (so the same households, seed and day give the same rows)."""
+
+    def __init__(
+        self, rng: random.Random, teams: dict[str, _GridTeam], days: dict[str, _Days]
+    ) -> None:
+        self.rng = rng
+        self.r = rng.random
+        self.teams = teams
+        self.days = days
+        last = HISTORY_DAYS - 1
+        # Class C: one visit a month where the team keeps up; the last "month" is the 29 days up
+        # to yesterday, so a visit in it keeps the household within its 30 days today.
+        bounds = [round((HISTORY_DAYS - 29) * i / 5) for i in range(6)] + [HISTORY_DAYS]
+        self.months = [(bounds[i], bounds[i + 1] - 1) for i in range(6)]
+        self.last = last
+
+    def chunk(
+        self, rows: Sequence[tuple[Any, ...]]
+    ) -> tuple[int, list[str], list[str], list[str], list[str]]:
+        """(households, visit rows, demand rows, talent rows, family-file rows) of ``rows``:
+        (id, code, class, first day index it may be visited, head's person id, head's birth
+        year)."""
+        visits: list[str] = []
+        demands: list[str] = []
+        talents: list[str] = []
+        files: list[str] = []
+        team: _GridTeam | None = None
+        days: _Days | None = None
+        grid = ""
+        for hid, code, cls, first_day, head_id, head_year in rows:
+            if code[:15] != grid:
+                grid = code[:15]
+                team = self.teams.get(grid)
+                days = self.days.get(code[:9])
+            age = REF_YEAR - head_year if head_year else 45
+            kind = "working" if age < WORKING_AGE_LIMIT else "elderly"
+            preference, times, note = self._file(cls, kind)
+            files.append(f"{hid}\t{preference}\t{{{','.join(times)}}}\t{note}\n")
+            if team is None or days is None or not team.workers:
+                continue
+            self._visits(
+                hid, code, cls, kind, preference, times, first_day or 0, head_id, team, days,
+                visits, demands, talents,
+            )  # fmt: skip
+        return len(rows), visits, demands, talents, files
+
+    def _file(self, cls: str, kind: str) -> tuple[str, tuple[str, ...], str]:
+        """Contact preference, preferred visit times and (now and then) a note of a family."""
+        r = self.r
+        preference = _weighted(r, CLASS_A_CHANNELS) if cls == "A" else "DOOR"
+        x = r()
+        if kind == "working":
+            if x < 0.55:
+                times: tuple[str, ...] = ("WEEKDAY_EVENING", "WEEKEND")
+            elif x < 0.8:
+                times = ("WEEKDAY_EVENING",)
+            elif x < 0.95:
+                times = ("WEEKEND",)
+            else:
+                times = ()
+        elif x < 0.8:
+            times = ("WEEKDAY_DAYTIME",)
+        elif x < 0.9:
+            times = ("WEEKDAY_DAYTIME", "WEEKEND")
+        else:
+            times = ()
+        note = NULL
+        if r() < 0.04:
+            note = _pick(r, FILE_NOTES["A" if cls == "A" else kind])
+        return preference, times, note
+
+    def _visits(
+        self,
+        hid: str,
+        code: str,
+        cls: str,
+        kind: str,
+        preference: str,
+        times: tuple[str, ...],
+        first_day: int,
+        head_id: str | None,
+        team: _GridTeam,
+        days: _Days,
+        visits: list[str],
+        demands: list[str],
+        talents: list[str],
+    ) -> None:
+        r = self.r
+        last = self.last
+        d = team.diligence
+        reach = 0.5 if r() < HARD_TO_REACH else 1.0
+        planned: list[tuple[int, int, str]] = []  # (first day, last day, mode) of each contact
+        if cls == "C":
+            for i, (lo, hi) in enumerate(self.months):
+                # Even the best teams miss some: nobody home, in hospital, away with the children.
+                odds = min(0.9, d) if i == 5 else min(0.95, d + 0.05)
+                if r() < odds * reach:
+                    planned.append((lo, hi, "DOOR" if r() < 0.85 else _remote(r)))
+        elif cls == "B":
+            if r() < d * reach:
+                for _ in range(2 if r() < 0.35 else 1):
+                    planned.append((0, last, "DOOR" if r() < 0.85 else _remote(r)))
+        else:
+            if r() < d:
+                for _ in range(2 if r() < 0.15 else 1):
+                    planned.append((0, last, preference))
+            if r() < 0.04:  # a new worker knocks anyway: recorded, with a warning
+                planned.append((0, last, "DOOR"))
+        talent_found = False
+        for lo, hi, mode in planned:
+            lo = max(lo, first_day)
+            if lo > hi:
+                continue
+            door = mode == "DOOR"
+            slot = self._slot(kind, times, door)
+            day, minute = self._when(days, lo, hi, slot)
+            if door and r() < 0.25 and team.leaders:
+                wid, wcode = team.leaders[int(r() * len(team.leaders))]
+            else:
+                wid, wcode = team.workers[int(r() * len(team.workers))]
+            odds_kind = ("door_c" if cls == "C" else "door") if door else "remote"
+            odds = _TASK_ODDS[odds_kind]
+            tasks = [t for t, p in zip(geo_visits.TASKS, odds, strict=True) if r() < p]
+            if not tasks:
+                tasks = ["KNOW_FAMILY"]
+            note = _pick(r, VISIT_NOTES[odds_kind]) if r() < 0.12 else NULL
+            warnings = "{}"
+            if door and cls == "A":
+                warnings = '{"' + geo_visits.door_to_class_a(code, preference) + '"}'
+            vid = _uuid(self.rng)
+            date, off = days.dates[day], days.offsets[day]
+            second = _SS[int(r() * 60)]
+            at = f"{date} {_HM[minute]}{second}{off}"
+            recorded = f"{date} {_HM[minute + 1 + int(r() * 20)]}{second}{off}"
+            night = "t" if minute >= NIGHT_FROM_MINUTE or minute < NIGHT_UNTIL_MINUTE else "f"
+            weekend = "t" if days.weekdays[day] >= 5 else "f"
+            visits.append(
+                f"{vid}\t{hid}\t{code}\t{wid}\t{at}\t{mode}\t{night}\t{weekend}\t"
+                f"{{{','.join(tasks)}}}\t{note}\t{warnings}\tdemo-{vid}\t{recorded}\t{wcode}\n"
+            )
+            if "ASK_DEMANDS" in tasks and r() < DEMAND_RATE:
+                demands.append(self._demand(hid, code, kind, vid, at, days, day))
+            if (
+                "FIND_TALENT" in tasks
+                and head_id is not None
+                and not talent_found
+                and r() < TALENT_RATE
+            ):
+                talent_found = True
+                talents.append(self._talent(hid, code, kind, head_id, vid, at))
+
+    def _slot(self, kind: str, times: tuple[str, ...], door: bool) -> int:
+        """When to call: working families in the evening or at the weekend, the elderly by day."""
+        x = self.r()
+        if kind == "elderly":
+            weekend = 0.2 if "WEEKEND" in times else 0.05
+            return WEEKEND_SLOT if x < weekend else DAYTIME
+        if not door:  # calls and messages: by day or after work
+            return EVENING_SLOT if x < 0.3 else DAYTIME
+        evening, weekend = {
+            ("WEEKDAY_EVENING", "WEEKEND"): (0.45, 0.35),
+            ("WEEKDAY_EVENING",): (0.75, 0.0),
+            ("WEEKEND",): (0.0, 0.7),
+        }.get(times, (0.3, 0.15))
+        if x < evening:
+            return EVENING_SLOT
+        return WEEKEND_SLOT if x < evening + weekend else DAYTIME
+
+    def _when(self, days: _Days, lo: int, hi: int, slot: int) -> tuple[int, int]:
+        """A day in [lo, hi] that suits the slot (a weekend day, or a weekday), and a minute."""
+        r = self.r
+        day = lo + int(r() * (hi - lo + 1))
+        wd = days.weekdays[day]
+        if slot == WEEKEND_SLOT and wd < 5:
+            back, ahead = day - wd - 1, day + 5 - wd  # the Sunday before, the Saturday after
+        elif slot != WEEKEND_SLOT and wd >= 5:
+            back, ahead = day - (wd - 4), day + 7 - wd  # the Friday before, the Monday after
+        else:
+            back = ahead = day
+        if back >= lo and (ahead > hi or r() < 0.5):
+            day = back
+        elif ahead <= hi:
+            day = ahead
+        low, high = (
+            EVENING if slot == EVENING_SLOT else WEEKEND_DAY if slot == WEEKEND_SLOT else WORK_DAY
+        )
+        return day, low + int(r() * (high - low))
+
+    def _demand(
+        self, hid: str, code: str, kind: str, vid: str, at: str, days: _Days, day: int
+    ) -> str:
+        r = self.r
+        pool = DEMANDS[kind] if r() < 0.4 else DEMANDS["any"]
+        text, category, answer, escalated = _pick(r, pool)
+        if r() < escalated:
+            closed = NULL
+            wait = 2 + int(r() * 19)
+            if r() < ESCALATED_CLOSED and day + wait <= self.last:
+                later = day + wait
+                minute = WORK_DAY[0] + int(r() * (WORK_DAY[1] - WORK_DAY[0]))
+                closed = f"{days.dates[later]} {_HM[minute]}:00{days.offsets[later]}"
+            return (
+                f"{_uuid(self.rng)}\t{hid}\t{code}\t{vid}\t{text}\t{category or NULL}\t"
+                f"ESCALATED\t{NULL}\t{at}\t{closed}\n"
+            )
+        return (
+            f"{_uuid(self.rng)}\t{hid}\t{code}\t{vid}\t{text}\t{category or NULL}\t"
+            f"ANSWERED\t{answer}\t{at}\t{at}\n"
+        )
+
+    def _talent(self, hid: str, code: str, kind: str, person: str, vid: str, at: str) -> str:
+        r = self.r
+        pool = TALENT_SKILLS[kind]
+        skills = {_pick(r, pool)}
+        if r() < 0.35:
+            skills.add(_pick(r, pool))
+        ordered = sorted(skills)
+        note = TALENT_NOTES.get(ordered[0], NULL) if r() < 0.6 else NULL
+        willingness = _weighted(r, WILLINGNESS_ODDS[kind])
+        return (
+            f"{_uuid(self.rng)}\t{hid}\t{code}\t{person}\t{{{','.join(ordered)}}}\t"
+            f"{willingness}\t{note}\t{vid}\t{at}\t{at}\n"
+        )
+
+
+def _remote(r: Callable[[], float]) -> str:
+    return "PHONE" if r() < 0.65 else "WECHAT"
+
+
+def _teams(cur: Any, seed: int) -> dict[str, _GridTeam]:
+    """Each grid's visitors (its grid workers and micro-grid leaders) and diligence: evenly spread
+    over each subdistrict's grids in a seeded order, so every subdistrict has well and poorly
+    covered grids."""
+    cur.execute(
+        "SELECT g.code, w.role::text, w.id::text, w.code FROM grid g"
+        " LEFT JOIN worker_grid wg ON wg.grid_id = g.id"
+        " LEFT JOIN worker w ON w.id = wg.worker_id"
+        "  AND w.role IN ('GRID_WORKER', 'MICRO_GRID_LEADER')"
+        " ORDER BY g.code, w.code"
+    )
+    teams: dict[str, _GridTeam] = {}
+    for grid, role, wid, wcode in cur.fetchall():
+        team = teams.setdefault(grid, _GridTeam([], [], 0.0))
+        if role == "GRID_WORKER":
+            team.workers.append((wid, wcode))
+        elif role == "MICRO_GRID_LEADER":
+            team.leaders.append((wid, wcode))
+    r = _rng(seed, "diligence").random
+    by_subdistrict: dict[str, list[str]] = {}
+    for grid in teams:
+        by_subdistrict.setdefault(grid[:9], []).append(grid)
+    low, high = DILIGENCE
+    for grids in by_subdistrict.values():
+        n = len(grids)
+        levels = [low + (high - low) * i / (n - 1) for i in range(n)] if n > 1 else [0.75]
+        _shuffle(levels, r)
+        for grid, level in zip(grids, levels, strict=True):
+            teams[grid].diligence = level
+    return teams
+
+
+# Tables version 3 fills, whose indexes and keys are rebuilt after the copy.
+HISTORY_TABLES = ("visit", "demand", "talent")
+# Households in code order with their head's person id and birth year, streamed: index scans
+# that give the first rows at once, so the fetching overlaps the generating.
+HISTORY_HOUSEHOLDS = """
+SELECT h.id::text, h.code, h.household_class,
+       greatest(h.moved_in - %(first)s::date, 0), p.id::text, p.birth_year
+FROM household h
+LEFT JOIN LATERAL (
+    SELECT p.id, p.birth_year FROM person p
+    WHERE p.household_id = h.id AND p.relation = '户主' ORDER BY p.code LIMIT 1
+) p ON true
+WHERE h.moved_out IS NULL
+ORDER BY h.code
+"""
+
+
+def _load_v3_visits(ctx: _Context) -> None:
+    """Version 3: family files (contact preference, visit times, a few notes) and six months of
+    visits ending yesterday, with demands raised on them, capable residents found and each
+    subdistrict's cadence policy, covered unevenly grid by grid so the coverage maps show
+    something. Bulk: COPY with the visit table's indexes, keys and row trigger set aside, then
+    one UPDATE of the households' files and last contacts from the visits."""
+    cur = ctx.cur
+    cur.execute(
+        "SELECT code, id::text, timezone, (now() AT TIME ZONE timezone)::date"
+        " FROM subdistrict ORDER BY code"
+    )
+    subdistricts = cur.fetchall()
+    if not subdistricts:
+        return
+    days = {code: _history_days(today, zone) for code, _, zone, today in subdistricts}
+    home = days.get(HOME_SUBDISTRICT) or next(iter(days.values()))
+    first = home.first
+    # The same grids are well or poorly covered whenever the demo is loaded; the visits shift
+    # with the day (and their weekdays with it).
+    history = _History(_rng(ctx.seed, f"visits:{first.isoformat()}"), _teams(cur, ctx.seed), days)
+
+    # The trigger would update a household per visit; one UPDATE below does it for all.
+    cur.execute("ALTER TABLE visit DISABLE TRIGGER visit_touches_household")
+    restore = _suspend_indexes(cur, HISTORY_TABLES)
+    cur.execute(
+        "CREATE TEMP TABLE demo_family_file (id uuid, contact_preference text,"
+        " visit_times text[], notes text) ON COMMIT DROP"
+    )
+    households = cur.connection.cursor(name="demo_history_households")
+    try:
+        households.execute(HISTORY_HOUSEHOLDS, {"first": first})
+        fetch = lambda: households.fetchmany(CHUNK_HOUSEHOLDS)  # noqa: E731
+        with ctx.stage("visits", "visits, demands, talents", ctx.households, "households") as bar:
+            for n, visits, demands, talents, files in _pipelined(fetch, history.chunk):
+                ctx.copy("visit", visits)
+                ctx.copy("demand", demands)
+                ctx.copy("talent", talents)
+                ctx.copy("demo_family_file", files)
+                bar.update(n)
+    finally:
+        households.close()
+    with ctx.stage("visit_indexes", "visit indexes and keys", len(restore), "steps") as bar:
+        for sql in restore:
+            cur.execute(sql)
+            bar.update(1)
+    with ctx.stage("family_files", "family files and last contacts", 1, "steps") as bar:
+        cur.execute("ANALYZE demo_family_file")
+        # Every household row is rewritten: rebuilding its indexes afterwards (the GiST one
+        # above all) is several times faster than updating them row by row.
+        restore = _suspend_indexes(cur, ("household",))
+        # It would look up each changed preference's last contact row by row: this statement
+        # sets it from the visits itself.
+        cur.execute("ALTER TABLE household DISABLE TRIGGER household_preference_changed")
+        cur.execute(
+            "UPDATE household h SET contact_preference = f.contact_preference,"
+            " visit_times = f.visit_times, notes = f.notes,"
+            " last_contact_at = l.last_at, last_preferred_contact_at = l.preferred_at"
+            " FROM demo_family_file f LEFT JOIN ("
+            "  SELECT v.household_id, max(v.visited_at) AS last_at,"
+            "   max(v.visited_at) FILTER (WHERE v.mode = ff.contact_preference) AS preferred_at"
+            "  FROM visit v JOIN demo_family_file ff ON ff.id = v.household_id"
+            "  GROUP BY v.household_id) l ON l.household_id = f.id"
+            " WHERE h.id = f.id"
+        )
+        cur.execute("ALTER TABLE household ENABLE TRIGGER household_preference_changed")
+        cur.execute("ALTER TABLE visit ENABLE TRIGGER visit_touches_household")
+        for sql in restore:
+            cur.execute(sql)
+        bar.update(1)
+    cur.execute(
+        "INSERT INTO cadence_policy (subdistrict_id, starts_on, updated_by)"
+        " SELECT id::uuid, first, 'demo' FROM unnest(%s::text[], %s::date[]) AS p(id, first)"
+        " ON CONFLICT (subdistrict_id) DO NOTHING",
+        ([s[1] for s in subdistricts], [days[s[0]].first for s in subdistricts]),
+    )
+    ctx.counts["cadence_policy"] = ctx.counts.get("cadence_policy", 0) + cur.rowcount
+
+
+def _pipelined(fetch: Callable[[], list[Any]], make: Callable[[list[Any]], Any]) -> Iterator[Any]:
+    """``make`` of each batch ``fetch`` returns, made in a thread one batch ahead, so Python
+    generates the next chunk while PostgreSQL copies this one. The fetching stays in the caller's
+    thread: a connection must not be asked for rows while it is in the middle of a COPY."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridmap-demo-history") as pool:
+        rows = fetch()
+        pending = pool.submit(make, rows) if rows else None
+        while pending is not None:
+            rows = fetch()
+            done = pending.result()
+            pending = pool.submit(make, rows) if rows else None
+            yield done
+
+
+STEPS: list[tuple[int, Callable[[_Context], None]]] = [
+    (1, _load_v1),
+    (2, _load_v2_logins),
+    (3, _load_v3_visits),
+]
 
 
 _END = object()
@@ -1861,6 +2447,7 @@ def load_demo(
                 "lock_timeout = '60s'",
                 "maintenance_work_mem = '512MB'",  # index builds after the copy
                 "work_mem = '256MB'",  # the code triggers' and foreign keys' joins
+                "temp_buffers = '256MB'",  # the family files of version 3, before the update
                 "synchronous_commit = off",
             ):
                 cur.execute(f"SET LOCAL {setting}")
@@ -1873,7 +2460,7 @@ def load_demo(
                     time.perf_counter() - start, message=f"{what} is already loaded",
                 )  # fmt: skip
             if reset:
-                cur.execute(f"TRUNCATE {', '.join(TABLES)}, demo_info CASCADE")
+                _truncate(cur)
             ctx = _Context(cur, households, seed, progress, Vault(secret_key))
             for version, step in STEPS:
                 if version > since:
@@ -1895,6 +2482,30 @@ def load_demo(
         status, DEMO_VERSION, households, seed, counts, time.perf_counter() - start,
         stages={k: round(v, 3) for k, v in ctx.stages.items()}, message=f"{status} {what}",
     )  # fmt: skip
+
+
+def _truncate(cur: Any) -> None:
+    """Empty the demo's tables and every table referencing them. Append-only tables among those
+    (the family files' history) refuse TRUNCATE to keep the app from erasing history; a reset
+    replaces the whole demo, history included, so the owner lifts that guard for this statement
+    (inside the load's transaction: on error it is back as it was)."""
+    cur.execute(
+        "WITH RECURSIVE t(oid) AS (SELECT unnest(%s::regclass[])"
+        " UNION SELECT c.conrelid FROM pg_constraint c JOIN t ON c.confrelid = t.oid"
+        "  WHERE c.contype = 'f')"
+        " SELECT g.tgrelid::regclass::text, g.tgname, g.tgenabled FROM pg_trigger g"
+        " JOIN t ON g.tgrelid = t.oid"
+        " WHERE NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgtype & 32 <> 0"
+        " ORDER BY 1, 2",
+        (list(TABLES),),
+    )
+    guards = cur.fetchall()
+    for table, trigger, _ in guards:
+        cur.execute(f'ALTER TABLE {table} DISABLE TRIGGER "{trigger}"')
+    cur.execute(f"TRUNCATE {', '.join(TABLES)}, demo_info CASCADE")
+    enable = {"O": "ENABLE", "A": "ENABLE ALWAYS", "R": "ENABLE REPLICA"}
+    for table, trigger, mode in guards:
+        cur.execute(f'ALTER TABLE {table} {enable[mode]} TRIGGER "{trigger}"')
 
 
 def _what_to_do(cur: Any, households: int, seed: int, reset: bool) -> tuple[str, int]:

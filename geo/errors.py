@@ -28,3 +28,24 @@ class NotFound(GridmapError):
 
     def __init__(self, argument: str, problem: str) -> None:
         super().__init__(f"{argument}: {problem}", argument=argument)
+
+
+class Forbidden(GridmapError):
+    """The caller may not do this; the message says who may."""
+
+    code = "FORBIDDEN"
+
+    def __init__(self, argument_or_message: str, problem: str | None = None) -> None:
+        if problem is None:
+            super().__init__(argument_or_message)
+        else:
+            super().__init__(f"{argument_or_message}: {problem}", argument=argument_or_message)
+
+
+class Conflict(GridmapError):
+    """The data changed under the request (a stale version, a reused key): reload, retry."""
+
+    code = "CONFLICT"
+
+    def __init__(self, argument: str, problem: str) -> None:
+        super().__init__(f"{argument}: {problem}", argument=argument)

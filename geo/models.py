@@ -32,7 +32,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SRID = 4326
@@ -226,6 +226,18 @@ class Household(Base):
     household_class: Mapped[str] = mapped_column(String(1), server_default=text("'B'"))
     moved_in: Mapped[dt.date | None] = mapped_column(Date)
     location = mapped_column(Geometry("POINT", srid=SRID))
+    # The family file (migration 0006; its history, visits, demands and talents live in tables
+    # of their own, geo/family_files.py and geo/visits.py).
+    contact_preference: Mapped[str] = mapped_column(Text, server_default=text("'DOOR'"))
+    visit_times: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    notes: Mapped[str | None] = mapped_column(Text)
+    # Bumped by every edit: an edit based on an older version is refused.
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    moved_out: Mapped[dt.date | None] = mapped_column(Date)
+    moved_out_reason: Mapped[str | None] = mapped_column(Text)
+    # Kept by a trigger on visit: today's coverage reads these, not the visits.
+    last_contact_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_preferred_contact_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Person(Base):

@@ -71,7 +71,7 @@ BUILDING = Entity("Building", "building", "t.name, t.address, t.levels", "geom",
 HOUSEHOLD = Entity(
     "Household",
     "household",
-    "t.unit, t.room, t.household_class, t.moved_in",
+    "t.unit, t.room, t.household_class, t.moved_in, t.moved_out",
     "location",
     "building_id",
     personal=True,

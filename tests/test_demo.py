@@ -6,11 +6,13 @@ Each test loads into empty migrated databases of its own (see ``scratch``).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg2
 import pytest
@@ -21,6 +23,7 @@ from api.settings import Settings
 from geo.demo import DEMO_VERSION, DemoError, demo_info, load_demo
 from geo.migrate import upgrade
 from geo.pii import Vault, mask_id
+from geo.visits import door_to_class_a
 
 KEY = Settings().secret_key
 
@@ -344,6 +347,177 @@ def test_merchants_line_the_commercial_street(url: str) -> None:
     assert spread < 80
 
 
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(ZONE).date()
+
+
+def test_six_months_of_visits_up_to_today(url: str) -> None:
+    span = (
+        "SELECT min(visited_at), max(visited_at), count(*) FILTER (WHERE visited_at > now()),"
+        " count(*) FROM visit"
+    )
+    first, last, future, n = _rows(url, span)[0]
+    today = _today()
+    assert future == 0 and n > 5000
+    assert first.astimezone(ZONE).date() == today - dt.timedelta(days=demo.HISTORY_DAYS)
+    assert today - dt.timedelta(days=3) <= last.astimezone(ZONE).date() < today
+    # Every visit in its worker's day, or in the evening when working families are in.
+    for (at,) in _rows(url, "SELECT visited_at FROM visit"):
+        local = at.astimezone(ZONE).time()
+        assert dt.time(9) <= local <= dt.time(17) or dt.time(18, 30) <= local <= dt.time(20, 30)
+    assert _rows(
+        url,
+        "SELECT class_a_days, class_b_days, class_c_days, starts_on FROM cadence_policy"
+        " JOIN subdistrict s ON s.id = subdistrict_id",
+    ) == [(182, 182, 30, today - dt.timedelta(days=demo.HISTORY_DAYS))]
+    assert _one(url, "SELECT count(DISTINCT idempotency_key) FROM visit") == n
+
+
+def test_visitors_are_assigned_to_the_households_grid(url: str) -> None:
+    strangers = _one(
+        url,
+        "SELECT count(*) FROM visit v WHERE NOT EXISTS (SELECT 1 FROM worker_grid wg"
+        " JOIN grid g ON g.id = wg.grid_id WHERE wg.worker_id = v.worker_id"
+        " AND g.code = left(v.household_code, 15))",
+    )
+    assert strangers == 0
+    mislabelled = (
+        "SELECT count(*) FROM visit v JOIN household h ON h.id = v.household_id"
+        " WHERE h.code <> v.household_code"
+    )
+    assert _one(url, mislabelled) == 0
+    roles = dict(
+        _rows(
+            url,
+            "SELECT w.role::text, count(*) FROM visit v JOIN worker w ON w.id = v.worker_id"
+            " GROUP BY 1",
+        )
+    )
+    assert set(roles) == {"GRID_WORKER", "MICRO_GRID_LEADER"}
+    assert roles["GRID_WORKER"] > 2 * roles["MICRO_GRID_LEADER"]
+
+
+def test_coverage_differs_from_grid_to_grid(url: str) -> None:
+    cells = _rows(
+        url,
+        "SELECT cell, households, contacted, overdue_c"
+        f" FROM coverage_counts('310106015', 15, '{_today()}')",
+    )
+    assert len(cells) == 10
+    ratios = sorted(contacted / households for _, households, contacted, _ in cells)
+    assert ratios[-1] >= 0.8 and ratios[0] <= 0.5
+    # Class C households are overdue somewhere in most grids, even the well covered ones.
+    assert sum(1 for *_, overdue_c in cells if overdue_c) >= len(cells) // 2
+    # Class C: about monthly where the team keeps up.
+    per_c = _one(
+        url,
+        "SELECT count(*)::float / count(DISTINCT h.id) FROM visit v"
+        " JOIN household h ON h.id = v.household_id WHERE h.household_class = 'C'",
+    )
+    assert 3 <= per_c <= 6
+
+
+def test_class_a_is_contacted_through_its_preferred_channel(url: str) -> None:
+    preferences = dict(
+        _rows(
+            url,
+            "SELECT household_class, array_agg(DISTINCT contact_preference) FROM household"
+            " GROUP BY 1",
+        )
+    )
+    assert "DOOR" not in preferences["A"] and len(preferences["A"]) >= 3
+    assert preferences["B"] == preferences["C"] == ["DOOR"]
+    visits = _rows(
+        url,
+        "SELECT v.mode, h.contact_preference, v.warnings, h.code FROM visit v"
+        " JOIN household h ON h.id = v.household_id WHERE h.household_class = 'A'",
+    )
+    preferred = [mode == pref for mode, pref, _, _ in visits]
+    assert sum(preferred) >= 0.9 * len(visits)
+    for mode, pref, warnings, code in visits:
+        if mode != pref:  # a knock at the door anyway: recorded, with the app's warning
+            assert mode == "DOOR" and warnings == [door_to_class_a(code, pref)]
+    assert _one(url, "SELECT count(*) FROM visit WHERE cardinality(warnings) > 0") == sum(
+        not p for p in preferred
+    )
+
+
+def test_night_and_weekend_flags_follow_local_time(url: str) -> None:
+    rows = _rows(url, "SELECT visited_at, night, weekend FROM visit")
+    for at, night, weekend in rows:
+        local = at.astimezone(ZONE)
+        assert night == (local.hour >= 18 or local.hour < 6), at
+        assert weekend == (local.weekday() >= 5), at
+    assert 0.05 <= sum(r[1] for r in rows) / len(rows) <= 0.4
+    assert 0.05 <= sum(r[2] for r in rows) / len(rows) <= 0.4
+
+
+def test_family_files_and_last_contacts(url: str) -> None:
+    """Working families are in on evenings and weekends, the elderly by day; the last contacts
+    are what the visit trigger would have kept."""
+    times = _rows(
+        url,
+        f"SELECT {demo.REF_YEAR} - p.birth_year < 60, h.visit_times FROM household h"
+        " JOIN person p ON p.household_id = h.id AND p.relation = '户主'",
+    )
+    working = [t for young, t in times if young]
+    elderly = [t for young, t in times if not young]
+    assert sum("WEEKDAY_DAYTIME" not in t and bool(t) for t in working) >= 0.8 * len(working)
+    assert sum("WEEKDAY_DAYTIME" in t for t in elderly) >= 0.8 * len(elderly)
+    notes = [n for (n,) in _rows(url, "SELECT notes FROM household WHERE notes IS NOT NULL")]
+    assert 0.01 * 5000 <= len(notes) <= 0.1 * 5000
+    assert all(re.search(r"[\u4e00-\u9fff]", n) for n in notes)
+    wrong = _one(
+        url,
+        "SELECT count(*) FROM household h LEFT JOIN LATERAL (SELECT max(v.visited_at) AS last,"
+        " max(v.visited_at) FILTER (WHERE v.mode = h.contact_preference) AS preferred"
+        " FROM visit v WHERE v.household_id = h.id) l ON true"
+        " WHERE h.last_contact_at IS DISTINCT FROM l.last"
+        " OR h.last_preferred_contact_at IS DISTINCT FROM l.preferred",
+    )
+    assert wrong == 0
+    assert _one(url, "SELECT count(*) FROM household WHERE last_contact_at IS NOT NULL") > 2000
+    triggers = _rows(
+        url,
+        "SELECT tgname, tgenabled FROM pg_trigger WHERE tgname IN"
+        " ('visit_touches_household', 'household_preference_changed') ORDER BY 1",
+    )
+    assert triggers == [("household_preference_changed", "O"), ("visit_touches_household", "O")]
+
+
+def test_demands_and_talents(url: str) -> None:
+    visits = _one(url, "SELECT count(*) FROM visit")
+    demands = _rows(
+        url,
+        "SELECT d.text, d.category, d.resolution, d.answer, d.raised_at = v.visited_at,"
+        " d.closed_at, 'ASK_DEMANDS' = ANY(v.tasks) FROM demand d JOIN visit v ON v.id = d.visit_id"
+        " WHERE d.household_id = v.household_id",
+    )
+    assert 0.05 * visits <= len(demands) <= 0.12 * visits
+    assert _one(url, "SELECT count(*) FROM demand") == len(demands)
+    answered = [d for d in demands if d[2] == "ANSWERED"]
+    escalated = [d for d in demands if d[2] == "ESCALATED"]
+    assert len(answered) > len(escalated) > 0
+    assert all(d[3] and d[5] is not None for d in answered)
+    assert all(d[1] for d in escalated)
+    assert 0 < sum(d[5] is not None for d in escalated) < len(escalated)
+    assert all(d[4] and d[6] for d in demands)
+    assert {"楼道灯坏了", "希望增加老年助餐点"} <= {d[0] for d in demands}
+    assert _one(url, "SELECT count(*) FROM demand WHERE closed_at > now()") == 0
+    talents = _rows(
+        url,
+        "SELECT t.skills, t.willingness, 'FIND_TALENT' = ANY(v.tasks) FROM talent t"
+        " JOIN person p ON p.id = t.person_id AND p.household_id = t.household_id"
+        " JOIN visit v ON v.id = t.visit_id AND v.household_id = t.household_id",
+    )
+    assert 0.004 * 5000 <= len(talents) <= 0.02 * 5000
+    assert all(skills and found for skills, _, found in talents)
+    assert len({w for _, w, _ in talents}) >= 3
+
+
 def test_second_load_is_current(url: str) -> None:
     info = demo_info(url=url)
     assert info is not None
@@ -362,10 +536,17 @@ DUMP = {
     "grid": "id, code, ST_AsEWKB(geom)",
     "micro_grid": "id, code, ST_AsEWKB(geom)",
     "building": "id, code, name, address, levels, ST_AsEWKB(geom)",
-    "household": "id, code, household_class, moved_in, ST_AsEWKB(location)",
+    "household": (
+        "id, code, household_class, moved_in, ST_AsEWKB(location), contact_preference,"
+        " visit_times, notes, last_contact_at, last_preferred_contact_at"
+    ),
     "person": "id, code, name, gender, birth_year, phone, id_number_digest, seeking_work",
     "worker": "id, code, name, role, unit_code",
     "merchant": "id, code, name, ST_AsEWKB(geom)",
+    # The history: the same on the same day (these tests load their demos on one day).
+    "visit": "id, household_code, worker_id, visited_at, mode, night, weekend, tasks, notes",
+    "demand": "id, visit_id, text, category, resolution, answer, raised_at, closed_at",
+    "talent": "id, person_id, skills, willingness, notes, visit_id, found_at",
 }
 
 
@@ -373,7 +554,8 @@ def _digest(url: str) -> dict[str, str]:
     out = {}
     for table, columns in DUMP.items():
         h = hashlib.sha256()
-        for row in _rows(url, f"SELECT {columns} FROM {table} ORDER BY code"):
+        order = "code" if table not in demo.HISTORY_TABLES else "id"
+        for row in _rows(url, f"SELECT {columns} FROM {table} ORDER BY {order}"):
             h.update(repr([bytes(v) if isinstance(v, memoryview) else v for v in row]).encode())
         out[table] = h.hexdigest()
     return out
@@ -447,6 +629,57 @@ def test_a_version_1_demo_gains_the_demo_logins(
         target, "SELECT role::text, code FROM worker WHERE password_hash IS NOT NULL ORDER BY 1"
     )
     assert [r[0] for r in with_password] == sorted(demo.DEMO_ROLES)
+
+
+def _as_version_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo, "DEMO_VERSION", 2)
+    monkeypatch.setattr(demo, "STEPS", demo.STEPS[:2])
+
+
+def test_a_version_2_demo_gains_the_visit_history(
+    url: str, scratch: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upgrade writes the history a fresh load writes (same seed, same day), and a failure
+    half-way leaves the version 2 demo as it was: no visits, triggers and indexes in place."""
+    target = scratch("v2")
+    _as_version_2(monkeypatch)
+    load_demo(secret_key=KEY, url=target, progress=False)
+    monkeypatch.undo()
+    assert _one(target, "SELECT count(*) FROM visit") == 0
+    assert _one(target, "SELECT count(*) FROM household WHERE last_contact_at IS NOT NULL") == 0
+    schema = (
+        "SELECT tgname::text, tgenabled::text FROM pg_trigger WHERE NOT tgisinternal"
+        " UNION ALL SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+        " UNION ALL SELECT conname::text, convalidated::text FROM pg_constraint"
+        " WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+    )
+    before = _rows(target, schema)
+    calls: list[int] = []
+    chunk = demo._History.chunk
+
+    def fails_on_the_third_chunk(self: Any, rows: Any) -> Any:
+        calls.append(len(rows))
+        if len(calls) == 3:
+            raise RuntimeError("history exploded")
+        return chunk(self, rows)
+
+    monkeypatch.setattr(demo, "CHUNK_HOUSEHOLDS", 1000)
+    monkeypatch.setattr(demo._History, "chunk", fails_on_the_third_chunk)
+    with pytest.raises(RuntimeError, match="exploded"):
+        load_demo(secret_key=KEY, url=target, progress=False)
+    monkeypatch.undo()
+    assert _rows(target, schema) == before
+    assert demo_info(url=target)["version"] == 2
+    assert _one(target, "SELECT count(*) FROM visit") == 0
+
+    summary = load_demo(secret_key=KEY, url=target, progress=False)
+    assert summary.status == "upgraded"
+    assert summary.counts["visit"] > 5000 and summary.counts["cadence_policy"] == 1
+    assert demo_info(url=target)["version"] == DEMO_VERSION == 3
+    assert _rows(target, schema) == before
+    fresh, upgraded = _digest(url), _digest(target)
+    for table in ("household", *demo.HISTORY_TABLES):
+        assert upgraded[table] == fresh[table], table
 
 
 def test_an_older_demo_is_brought_up_to_date(

@@ -19,6 +19,7 @@ from api.schema.areas import (
     Subdistrict,
 )
 from api.schema.merchants import Merchant
+from api.schema.mutation import Mutation
 from api.schema.query import Query
 from api.schema.relay import GEOJSON_SCALAR, GeoJSON
 from api.schema.workers import Worker
@@ -31,6 +32,7 @@ class Schema(strawberry.Schema):
 
 schema = Schema(
     query=Query,
+    mutation=Mutation,
     types=[District, Subdistrict, Community, Grid, MicroGrid, Building, Household, Person, Worker,
            Merchant],
     config=StrawberryConfig(scalar_map={GeoJSON: GEOJSON_SCALAR}),

@@ -4,6 +4,7 @@ Household, and the Persons of a household."""
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import strawberry
@@ -25,9 +26,13 @@ from geo.models import HouseholdClass as HouseholdClassValues
 from geo.pii import mask_phone
 
 if TYPE_CHECKING:
+    from api.schema.family_files import FamilyFile
+    from api.schema.visits import Visit
     from api.schema.workers import Worker
 
 WorkerRef = Annotated["Worker", strawberry.lazy("api.schema.workers")]
+FamilyFileRef = Annotated["FamilyFile", strawberry.lazy("api.schema.family_files")]
+VisitRef = Annotated["Visit", strawberry.lazy("api.schema.visits")]
 
 
 @strawberry.interface(
@@ -230,6 +235,25 @@ class Household(RowNode, Node):
     async def members(self, info: Info) -> list[Person]:
         rows = await info.context.loaders.members().load(self.row["id"])
         return [Person.from_row(r) for r in rows]
+
+    moved_out: date | None = strawberry.field(
+        description="The day the household moved out; null while it lives here. Moved-out "
+        "households stay in the register, uncounted."
+    )
+
+    @strawberry.field(description="The family file, as it stands (`familyFile` for a past day).")
+    async def family_file(self, info: Info) -> FamilyFileRef | None:
+        from api.schema.family_files import family_file
+
+        return await family_file(info, self.id)
+
+    @strawberry.field(description="The latest visits, newest first.")
+    async def visits(self, info: Info, last: int = 10) -> list[VisitRef]:
+        from api.schema.family_files import require_file_keeper
+        from api.schema.visits import household_visits
+
+        require_file_keeper(info)
+        return await household_visits(info, self.row["id"], last)
 
     @strawberry.field(description="Always 1: a household is one household.")
     def household_count(self) -> int:

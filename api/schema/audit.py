@@ -7,11 +7,11 @@ import uuid
 
 import strawberry
 
-from api.auth import Forbidden
 from api.schema.context import Info
 from api.schema.relay import DEFAULT_PAGE, Connection, check_first, decode_cursor, make_connection
 from geo import audit
 from geo.access import Role
+from geo.errors import Forbidden
 
 
 @strawberry.type(description="One entry of the append-only audit log.")

@@ -6,7 +6,9 @@ the request's data loaders.
 
 from __future__ import annotations
 
+import enum
 import uuid
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -77,6 +79,11 @@ class NearInput:
     lon: float
     lat: float
     meters: float
+
+
+def values_enum(name: str, values: Iterable[str], description: str) -> Any:
+    """A GraphQL enum of the data layer's own values: one list serves both."""
+    return strawberry.enum(enum.Enum(name, {v: v for v in values}), description=description)
 
 
 def filters(

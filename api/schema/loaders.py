@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 
 from api.database import RequestDB
 from geo import queries as q
+from geo.visits import demands_by_visit, visits_of
 
 
 class Loaders:
@@ -67,6 +68,14 @@ class Loaders:
 
     def grid_workers(self) -> DataLoader[uuid.UUID, list[q.Row]]:
         return self._get("grid_workers", partial(self._batched, q.workers_by_grid, "grid_ids"))
+
+    def visits(self, last: int) -> DataLoader[uuid.UUID, list[q.Row]]:
+        return self._get(
+            ("visits", last), partial(self._batched, visits_of, "household_ids", limit=last)
+        )
+
+    def visit_demands(self) -> DataLoader[uuid.UUID, list[q.Row]]:
+        return self._get("visit_demands", partial(self._batched, demands_by_visit, "visit_ids"))
 
     async def _batched(
         self, fn: Callable[..., dict[Any, Any]], keys_arg: str, keys: Sequence[Any], **kwargs: Any

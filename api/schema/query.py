@@ -20,8 +20,11 @@ from api.schema.areas import (
 from api.schema.audit import audit_log
 from api.schema.base import GeoJSON, NearInput, RowNode, filters, list_connection
 from api.schema.context import Info
+from api.schema.coverage import cadence_policy, coverage, overdue_households
+from api.schema.family_files import family_file
 from api.schema.merchants import Merchant
 from api.schema.relay import DEFAULT_PAGE, Connection, Node, parse_global_id
+from api.schema.visits import talents
 from api.schema.workers import Worker
 from geo import queries as q
 from geo.access import FAMILY_FILE_ROLES
@@ -100,6 +103,12 @@ class Query:
         return await list_connection(info, Worker, first=first, after=after, where=q.Filters())
 
     audit_log = strawberry.field(resolver=audit_log, description="The audit log (grid center).")
+
+    family_file = strawberry.field(resolver=family_file)
+    coverage = strawberry.field(resolver=coverage)
+    overdue_households = strawberry.field(resolver=overdue_households)
+    cadence_policy = strawberry.field(resolver=cadence_policy)
+    talents = strawberry.field(resolver=talents)
 
     @strawberry.field(description="Any object by its global ID (Relay).")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
