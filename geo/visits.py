@@ -165,6 +165,17 @@ def _by_key(session: Session, key: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+def visit_by_id(*, session: Session, visit_id: uuid.UUID) -> dict[str, Any] | None:
+    row = (
+        session.execute(
+            text(f"SELECT {VISIT_COLUMNS} FROM visit v WHERE v.id = :id"), {"id": visit_id}
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
 def _same_visit(earlier: dict[str, Any], visit: VisitIn) -> dict[str, Any]:
     if (earlier["household_id"], earlier["worker_id"]) != (visit.household_id, visit.worker_id):
         raise Conflict(

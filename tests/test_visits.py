@@ -67,6 +67,10 @@ def test_a_visit_is_recorded_once_however_often_it_is_sent(
     assert sorted(d["resolution"] for d in first["visit"]["demands"]) == ["ANSWERED", "ESCALATED"]
     again = ok(worker, RECORD, input=visit)["recordVisit"]
     assert again["replayed"] is True and again["visit"]["id"] == first["visit"]["id"]
+    node = "query($id: ID!) { node(id: $id) { id ... on Visit { mode household { code } } } }"
+    found = ok(worker, node, id=first["visit"]["id"])["node"]
+    assert found["mode"] == "DOOR" and found["household"] == first["visit"]["household"]
+    assert ok(public, node, id=first["visit"]["id"])["node"] is None
     # Concurrent retries too land on one visit.
     results: list[dict[str, Any]] = []
     retry = {**visit, "idempotencyKey": str(uuid.uuid4()), "demands": None}

@@ -24,7 +24,7 @@ from api.schema.coverage import cadence_policy, coverage, overdue_households
 from api.schema.family_files import family_file
 from api.schema.merchants import Merchant
 from api.schema.relay import DEFAULT_PAGE, Connection, Node, parse_global_id
-from api.schema.visits import talents
+from api.schema.visits import talents, visit_node
 from api.schema.workers import Worker
 from geo import queries as q
 from geo.access import FAMILY_FILE_ROLES
@@ -113,6 +113,8 @@ class Query:
     @strawberry.field(description="Any object by its global ID (Relay).")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         type_name, key = parse_global_id(id, argument="id")
+        if type_name == "Visit":
+            return await visit_node(info, key)
         cls = TYPES.get(type_name)
         if cls is None:
             raise BadInput("id", f"{id!r} is not a global ID of this API")

@@ -23,8 +23,10 @@ from api.schema.personal import personal
 from api.schema.relay import (
     DEFAULT_PAGE,
     Connection,
+    Node,
     check_first,
     decode_cursor,
+    global_id,
     make_connection,
 )
 from geo import queries as q
@@ -42,9 +44,8 @@ Willingness = values_enum("Willingness", v.WILLINGNESS, "What a capable resident
 
 
 @strawberry.type(description="A visit to a household (in person, by phone, online …).")
-class Visit:
+class Visit(Node):
     row: strawberry.Private[dict[str, Any]]
-    id: strawberry.ID
     visited_at: dt.datetime
     mode: ContactChannel = strawberry.field(description="The channel: DOOR for a knock.")
     night: bool = strawberry.field(description="At night (18:00–06:00) in local time.")
@@ -79,7 +80,7 @@ class Visit:
     @classmethod
     def of(cls, row: dict[str, Any]) -> Visit:
         return cls(
-            row=row, id=strawberry.ID(str(row["id"])), visited_at=row["visited_at"],
+            row=row, id=global_id("Visit", row["id"]), visited_at=row["visited_at"],
             mode=ContactChannel(row["mode"]), night=row["night"], weekend=row["weekend"],
             tasks=[VisitTask(t) for t in row["tasks"]], notes=row["notes"],
             warnings=list(row["warnings"]), recorded_at=row["recorded_at"],
@@ -159,6 +160,12 @@ async def record_visit(info: Info, input: RecordVisitInput) -> RecordVisitPayloa
     )
     return RecordVisitPayload(visit=Visit.of(row), warnings=list(row["warnings"]),
                               replayed=not recorded)  # fmt: skip
+
+
+async def visit_node(info: Info, key: uuid.UUID) -> Visit | None:
+    """``node(id:)`` of a visit: row-level security shows only visits inside the caller's areas."""
+    row = await info.context.db.run(v.visit_by_id, visit_id=key)
+    return None if row is None else Visit.of(row)
 
 
 async def household_visits(info: Info, household_id: uuid.UUID, last: int) -> list[Visit]:
