@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from api.auth import Authenticator
 from api.graphql import JSONResponse, graphql_endpoint
+from api.job_maps import jobs_page
 from api.limits import RateLimiter
 from api.maps import DEMO_SCOPE, coverage_page
 from api.schema import sdl
@@ -39,6 +40,7 @@ LANDING = Path(__file__).with_name("landing.html")
 # Map pages add themselves here as (path, title) so the landing page links them.
 MAP_PAGES: list[tuple[str, str]] = [
     (f"/maps/coverage?scope={DEMO_SCOPE}&level=GRID", "走访覆盖图 Visit coverage map"),
+    (f"/maps/jobs?scope={DEMO_SCOPE}&maxDistanceMeters=1500", "就业匹配图 Jobs nearby map"),
 ]
 
 
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/maps/coverage", coverage_page),
+        Route("/maps/jobs", jobs_page),
         # Leaflet and the rest, from the npm packages `make assets` installs (maps/assets.py).
         Mount("/maps/assets", StaticFiles(directory=NODE_MODULES, check_dir=False)),
     ]

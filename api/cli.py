@@ -83,10 +83,19 @@ def db_status(as_json: bool) -> None:
 @click.option("--revision", default="head", show_default=True, help="Alembic revision to reach.")
 def db_migrate(revision: str) -> None:
     """Bring the schema up to date (Alembic migrations, run as the tables' owner)."""
-    from geo.migrate import upgrade
+    from geo.migrate import current_revision, head_revision, upgrade
 
-    upgrade(_owner_url(_settings()), revision)
-    click.echo(f"schema at {revision}")
+    url = _owner_url(_settings())
+    upgrade(url, revision)
+    at = current_revision(url)
+    wanted = head_revision() if revision == "head" else revision
+    if at != wanted:
+        # Alembic's upgrade never goes down; a downgrade drops data, so it is not done here.
+        raise click.ClickException(
+            f"the schema is at {at}, past {revision}: migrations here only go up (going down "
+            "drops tables and their data); restore a backup of that revision instead"
+        )
+    click.echo(f"schema at {at}" + (" (head)" if revision == "head" else ""))
 
 
 @db.command("reset")
@@ -271,6 +280,54 @@ def map_coverage(scope: str, output: Path, level: str, as_of: str | None, code: 
             settings, engine, caller, scope=scope, level=level.upper(),
             as_of=parse_day(as_of, "--as-of"), self_contained=True,
         )  # fmt: skip
+    except (GridmapError, AssetsMissing) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    output.write_text(page, encoding="utf-8")
+    who = f"as {code}" if code else "as the public sees it"
+    click.echo(f"wrote {output} ({len(page) // 1024} KiB, {who})")
+
+
+@map_group.command("jobs")
+@click.option("--scope", required=True, help="Area code: district, subdistrict, community, grid "
+              "or micro-grid (e.g. 310106015).")  # fmt: skip
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The HTML file to write.")  # fmt: skip
+@click.option("--max-distance", "max_distance", default=None, metavar="METRES",
+              help="How far a proposal may send a seeker, and how far around the area "
+              "merchants are drawn [1500].")  # fmt: skip
+@click.option("--worker", "code", default=None, help="Draw as this worker (staff number): its "
+              "role and areas, seekers and proposed matches included where it may see them. "
+              "Without it, what the public may see: merchants, openings, offers.")  # fmt: skip
+def map_jobs(scope: str, output: Path, max_distance: str | None, code: str | None) -> None:
+    """Write the jobs map of an area: merchants by category with their openings, offers, and
+    (for grid staff) the job seekers at home with the optimal proposals as lines coloured by
+    score. Leaflet and every other asset are written into the file, so it works on a machine
+    with no internet.
+
+    \b
+    Example:
+      gridmap map jobs --scope 310106015 -o jobs.html --worker JA015-GC-0001
+    """
+    from api.auth import caller_of
+    from api.job_maps import jobs_html, parse_distance
+    from geo.access import PUBLIC
+    from geo.db import make_engine
+    from geo.errors import GridmapError
+    from maps.assets import AssetsMissing
+
+    settings = _settings()
+    try:
+        meters = parse_distance(max_distance, "--max-distance")
+    except GridmapError as exc:
+        raise click.ClickException(str(exc)) from None
+    caller = caller_of(_worker(code)) if code else PUBLIC
+    engine = make_engine(settings.require_database(), pool_size=1)
+    try:
+        page = jobs_html(
+            settings, engine, caller, scope=scope, max_distance=meters, self_contained=True
+        )
     except (GridmapError, AssetsMissing) as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -64,11 +64,12 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
+from geo import jobs
 from geo import visits as geo_visits
 from geo.errors import GridmapError
 from geo.pii import Vault
 
-DEMO_VERSION = 3
+DEMO_VERSION = 4
 
 DATA = Path(__file__).with_name("data")
 DISTRICT_CODE = "310106"
@@ -108,6 +109,12 @@ TABLES = (
     "demand",
     "talent",
     "cadence_policy",
+    # Version 4's (JOB_TABLES).
+    "job_opening",
+    "job_seeker",
+    "offer",
+    "job_match",
+    "job_match_event",
 )
 # Large tables whose secondary indexes and foreign keys are rebuilt after the copy.
 BULK_TABLES = ("household", "person")
@@ -1210,6 +1217,69 @@ COLUMNS = {
         "found_at",
         "updated_at",
     ),
+    "job_opening": (
+        "id",
+        "code",
+        "merchant_id",
+        "title",
+        "skills",
+        "shifts",
+        "weekly_hours",
+        "wage",
+        "headcount",
+        "valid_from",
+        "valid_until",
+        "created_at",
+        "created_by",
+    ),
+    "job_seeker": (
+        "id",
+        "person_id",
+        "household_id",
+        "household_code",
+        "skills",
+        "shifts",
+        "weekly_hours",
+        "min_wage",
+        "max_walk_meters",
+        "consent",
+        "consent_at",
+        "updated_at",
+        "updated_by",
+    ),
+    "offer": (
+        "id",
+        "merchant_id",
+        "title",
+        "description",
+        "radius_meters",
+        "valid_from",
+        "valid_until",
+        "created_at",
+        "created_by",
+    ),
+    "job_match": (
+        "id",
+        "seeker_id",
+        "opening_id",
+        "household_code",
+        "state",
+        "score",
+        "distance_meters",
+        "created_at",
+        "created_by",
+        "updated_at",
+    ),
+    "job_match_event": (
+        "id",
+        "match_id",
+        "household_code",
+        "from_state",
+        "to_state",
+        "at",
+        "worker_code",
+        "note",
+    ),
     # A temporary table of the family files the demo sets (see _load_v3_visits).
     "demo_family_file": ("id", "contact_preference", "visit_times", "notes"),
 }
@@ -2290,10 +2360,555 @@ def _pipelined(fetch: Callable[[], list[Any]], make: Callable[[list[Any]], Any])
             yield done
 
 
+# --------------------------------------------------------------------------------------------
+# Version 4: merchants' contacts and hours, job openings and seekers, offers, a match history
+# --------------------------------------------------------------------------------------------
+
+# The tags openings ask for and seekers offer: one fixed vocabulary, so the two sides meet.
+JOB_SKILLS = _words(
+    "收银 理货 销售 普通话 上海话 电脑 办公软件 会计 英语 客服 烹饪 面点 健康证 食品安全 保洁 "
+    "家政 育儿 护理 急救 搬运 仓储 快递分拣 驾驶 电动车驾驶 维修 电工 缝纫 理发 保安 教学"
+)
+_SKILL_ORDER = {s: i for i, s in enumerate(JOB_SKILLS)}
+# A job's week: its shifts (geo.jobs.SHIFT_HOURS) and the range of its weekly hours, which its
+# shifts always hold.
+JOB_WEEKS = {
+    "daytime": (("WEEKDAY_MORNING", "WEEKDAY_AFTERNOON"), (36, 40)),
+    "six_days": (("WEEKDAY_MORNING", "WEEKDAY_AFTERNOON", "WEEKEND_DAYTIME"), (40, 48)),
+    "mornings": (("WEEKDAY_MORNING",), (12, 20)),
+    "late": (("WEEKDAY_AFTERNOON", "WEEKDAY_EVENING"), (24, 35)),
+    "evenings": (("WEEKDAY_EVENING", "WEEKEND_EVENING"), (10, 20)),
+    "weekends": (("WEEKEND_DAYTIME", "WEEKEND_EVENING"), (8, 20)),
+    "shop": (
+        ("WEEKDAY_AFTERNOON", "WEEKDAY_EVENING", "WEEKEND_DAYTIME", "WEEKEND_EVENING"),
+        (30, 44),
+    ),
+}
+# What each kind of merchant hires: (title, skills (the first always asked for), weeks, wage
+# range in yuan per hour, largest headcount).
+JOBS: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[int, int], int], ...]] = {
+    "餐饮": (
+        ("服务员", ("普通话", "收银", "上海话"), ("late", "shop", "weekends"), (22, 30), 3),
+        ("厨房帮工", ("烹饪", "健康证", "食品安全"), ("six_days", "mornings"), (22, 30), 2),
+        ("面点师", ("面点", "健康证"), ("mornings", "six_days"), (28, 40), 1),
+        ("洗碗工", (), ("evenings", "late"), (20, 25), 2),
+        ("收银员", ("收银", "普通话"), ("shop", "late"), (22, 28), 1),
+        ("外卖配送员", ("电动车驾驶",), ("evenings", "weekends"), (26, 38), 3),
+    ),
+    "便利店": (
+        ("店员", ("收银", "理货", "普通话"), ("shop", "evenings", "weekends"), (21, 27), 2),
+        ("理货员", ("理货", "搬运"), ("mornings",), (21, 26), 2),
+    ),
+    "理发": (
+        ("洗头工", ("理发",), ("shop", "weekends"), (20, 28), 2),
+        ("美发助理", ("理发", "销售"), ("six_days",), (25, 35), 1),
+        ("保洁员", ("保洁",), ("evenings",), (20, 25), 1),
+    ),
+    "药店": (
+        ("营业员", ("销售", "收银", "普通话"), ("six_days", "shop"), (24, 32), 2),
+        ("理货员", ("理货",), ("mornings",), (21, 26), 1),
+        ("送药员", ("电动车驾驶",), ("weekends", "evenings"), (24, 32), 2),
+    ),
+    "家政": (
+        ("保洁员", ("保洁",), ("mornings", "daytime"), (28, 40), 4),
+        ("育儿嫂", ("育儿", "家政", "烹饪", "健康证"), ("daytime", "six_days"), (35, 45), 2),
+        ("钟点工", ("家政", "保洁"), ("mornings", "weekends"), (30, 40), 4),
+        ("护工", ("护理", "急救"), ("six_days", "daytime"), (30, 42), 3),
+    ),
+    "维修": (
+        ("维修学徒", ("维修", "电工"), ("six_days",), (20, 28), 1),
+        ("上门维修员", ("维修", "电工", "电动车驾驶"), ("daytime",), (30, 45), 1),
+    ),
+    "超市": (
+        ("收银员", ("收银", "普通话"), ("shop", "weekends", "evenings"), (22, 28), 4),
+        ("理货员", ("理货", "搬运", "仓储"), ("mornings", "daytime"), (22, 28), 3),
+        ("生鲜处理员", ("烹饪", "健康证", "食品安全"), ("mornings", "six_days"), (23, 30), 2),
+        ("保安", ("保安", "急救"), ("six_days", "evenings"), (22, 30), 2),
+        ("兼职会计", ("会计", "电脑", "办公软件"), ("weekends", "mornings"), (35, 45), 1),
+    ),
+    "快递": (
+        ("快递分拣员", ("快递分拣", "搬运", "仓储"), ("mornings", "evenings"), (22, 32), 4),
+        ("配送员", ("电动车驾驶", "驾驶"), ("six_days", "daytime"), (28, 40), 3),
+        ("驿站店员", ("电脑", "客服", "普通话"), ("late", "weekends"), (20, 26), 2),
+    ),
+    "洗衣": (
+        ("洗衣工", ("保洁",), ("daytime", "mornings"), (21, 27), 2),
+        ("熨烫缝补工", ("缝纫",), ("mornings", "daytime"), (24, 32), 1),
+    ),
+    "培训": (
+        ("前台", ("电脑", "办公软件", "客服"), ("late", "weekends"), (22, 30), 1),
+        ("助教", ("教学", "英语", "电脑"), ("weekends", "evenings"), (30, 45), 2),
+        ("兼职会计", ("会计", "电脑", "办公软件"), ("mornings", "weekends"), (35, 45), 1),
+        ("保洁员", ("保洁",), ("evenings",), (22, 28), 1),
+    ),
+    "水果": (
+        ("店员", ("收银", "销售", "上海话"), ("shop", "weekends"), (21, 27), 2),
+        ("搬运工", (), ("mornings",), (22, 28), 1),
+    ),
+    "服装": (
+        ("导购", ("销售", "普通话"), ("shop", "weekends"), (22, 30), 2),
+        ("裁缝", ("缝纫",), ("daytime", "mornings"), (25, 38), 1),
+    ),
+    "五金": (
+        ("店员", ("销售", "收银"), ("six_days",), (21, 28), 1),
+        ("送货安装工", ("搬运", "驾驶", "电工"), ("daytime",), (26, 38), 2),
+    ),
+}
+HIRING = 0.8  # of merchants with openings; each has one to three
+# Opening hours by category (a breakfast shop opens early, a convenience store never closes).
+OPENING_HOURS = {
+    "餐饮": ("10:00-22:00", "10:30-21:30", "11:00-23:00"),
+    "便利店": ("07:00-23:00", "00:00-24:00", "06:30-22:30"),
+    "理发": ("09:30-21:00", "10:00-22:00"),
+    "药店": ("08:00-22:00", "08:30-21:00"),
+    "家政": ("08:30-17:30", "09:00-18:00"),
+    "维修": ("09:00-19:00", "08:30-18:30"),
+    "超市": ("07:00-22:00", "06:30-21:30"),
+    "快递": ("08:00-20:00", "09:00-21:00"),
+    "洗衣": ("08:30-20:00", "09:00-19:30"),
+    "培训": ("09:00-20:30", "13:00-21:00"),
+    "水果": ("08:00-22:00", "08:30-21:30"),
+    "服装": ("10:00-21:00", "09:30-20:30"),
+    "五金": ("08:00-18:30", "08:30-19:00"),
+}
+_BREAKFAST = ("包子铺", "生煎馆", "馄饨铺", "小吃")
+# Seekers: the trade they know (the skills they draw from) and its weight by age (under 35,
+# 35-49, 50 and over), so their skills meet what the street's merchants ask for.
+SEEKER_TRADES = {
+    "餐饮": (("烹饪", "面点", "健康证", "食品安全", "收银", "普通话"), (2, 3, 3)),
+    "零售": (("收银", "理货", "销售", "普通话", "上海话", "电脑"), (4, 3, 2)),
+    "家政": (("保洁", "家政", "育儿", "护理", "烹饪", "急救", "健康证"), (1, 3, 4)),
+    "物流": (("搬运", "仓储", "快递分拣", "驾驶", "电动车驾驶"), (3, 2, 1)),
+    "办公": (("电脑", "办公软件", "会计", "英语", "客服", "教学"), (4, 2, 1)),
+    "手艺": (("维修", "电工", "缝纫", "理发", "驾驶"), (1, 2, 2)),
+    "安保": (("保安", "急救", "驾驶", "普通话", "上海话"), (1, 1, 2)),
+}
+# Trades more often of women (W) or men (M) among the seekers, as the registers show.
+SEEKER_TRADE_GENDER = {"家政": ("F", 2.0, 0.3), "物流": ("M", 2.0, 0.5), "安保": ("M", 2.0, 0.3)}
+# When a seeker is free: shifts, the weekly hours they want (never more than the shifts hold),
+# and how common that is.
+SEEKER_WEEKS = (
+    (("WEEKDAY_MORNING", "WEEKDAY_AFTERNOON"), (30, 40), 3),
+    (("WEEKDAY_MORNING", "WEEKDAY_AFTERNOON", "WEEKEND_DAYTIME"), (40, 50), 2),
+    (("WEEKDAY_MORNING",), (12, 20), 2),  # while the children are at school
+    (("WEEKDAY_MORNING", "WEEKEND_DAYTIME"), (20, 30), 1),
+    (("WEEKDAY_AFTERNOON", "WEEKDAY_EVENING", "WEEKEND_DAYTIME", "WEEKEND_EVENING"), (30, 45), 2),
+    (("WEEKDAY_EVENING", "WEEKEND_DAYTIME", "WEEKEND_EVENING"), (15, 30), 2),  # after a day job
+)
+SEEKER_CONSENT = 0.85  # of residents flagged seeking work who agreed to be matched
+OFFERS_PER_SUBDISTRICT = 10
+# Offers and notices by category: (title, description).
+OFFERS = {
+    "餐饮": (
+        ("午市套餐八折", "工作日11:00-13:00凭社区居民卡堂食八折"),
+        ("老人助餐优惠", "60岁以上老人每份套餐减3元，可电话预订送餐上门"),
+    ),
+    "便利店": (("早餐套餐5元", "每天7:00-9:00包子豆浆套餐5元，社区居民专享"),),
+    "理发": (("老人理发10元", "70岁以上老人理发每次10元，每周二可预约上门"),),
+    "药店": (("免费测血压血糖", "每天上午9:00-11:00免费测血压、血糖，慢病用药可预约"),),
+    "家政": (("新客首单减30元", "社区居民首次预约保洁服务立减30元"),),
+    "维修": (("小家电免费检测", "每月第一个周六上午在社区广场免费检测小家电"),),
+    "超市": (
+        ("会员日满100减10", "每周三会员日，社区居民购物满100元减10元"),
+        ("生鲜晚市特价", "每晚8点后蔬菜水果五折"),
+    ),
+    "快递": (("快递免费保管7天", "社区居民快递免费保管7天，老人可预约送件上楼"),),
+    "洗衣": (("冬衣清洗九折", "羽绒服、大衣清洗九折，满三件上门取送"),),
+    "培训": (
+        ("老年智能手机课", "每周四下午免费教老人用智能手机：挂号、付款、视频通话"),
+        ("暑托班报名", "社区学生暑期托管班开始报名，名额有限"),
+    ),
+    "水果": (("满50元送货上门", "水果满50元免费送货上门，限步行15分钟内"),),
+    "服装": (("换季清仓五折起", "秋冬款清仓五折起，裁缝改衣免费"),),
+    "五金": (("上门安装免工时费", "社区居民购买灯具、龙头等上门安装免工时费"),),
+}
+# The match history: how many matches each subdistrict has ended in each state by now.
+MATCH_HISTORY = {"HIRED": 5, "DECLINED": 4, "INTERVIEWED": 3, "CONTACTED": 3, "PROPOSED": 4}
+MATCH_HISTORY_DAYS = 60
+# The steps a match took to its state, and what the grid worker wrote at each.
+_MATCH_PATHS = {
+    "PROPOSED": (("PROPOSED",),),
+    "CONTACTED": (("PROPOSED", "CONTACTED"),),
+    "INTERVIEWED": (("PROPOSED", "CONTACTED", "INTERVIEWED"),),
+    "HIRED": (
+        ("PROPOSED", "CONTACTED", "INTERVIEWED", "HIRED"),
+        ("PROPOSED", "CONTACTED", "HIRED"),
+    ),
+    "DECLINED": (
+        ("PROPOSED", "DECLINED"),
+        ("PROPOSED", "CONTACTED", "DECLINED"),
+        ("PROPOSED", "CONTACTED", "INTERVIEWED", "DECLINED"),
+    ),
+}
+MATCH_NOTES = {
+    "CONTACTED": (
+        "已电话联系居民，有意向",
+        "已微信发送岗位详情，居民想去看看",
+        "上门告知，居民愿意试试",
+    ),
+    "INTERVIEWED": ("已陪同到店面试", "商户已面试，等待答复", "试工一天，双方都满意"),
+    "HIRED": ("已上岗，签订劳动合同", "双方满意，下周一上岗", "已录用，试用期一个月"),
+}
+# Why a match was declined, by the state it was in.
+DECLINE_NOTES = {
+    "PROPOSED": ("居民嫌工作时间不合适", "居民已在别处找到工作"),
+    "CONTACTED": ("家里有老人要照顾，暂不考虑", "工资低于居民预期"),
+    "INTERVIEWED": ("商户已招满", "面试未通过，商户想找有经验的"),
+}
+JOB_TABLES = TABLES[-5:]
+JOB_MERCHANTS = """
+SELECT m.id::text, m.code, m.name, m.category, s.code, s.timezone,
+       (now() AT TIME ZONE s.timezone)::date, g.code,
+       (SELECT count(*) FROM job_opening o WHERE o.merchant_id = m.id)
+FROM merchant m
+JOIN LATERAL (SELECT g.code, g.community_id FROM grid g WHERE ST_Covers(g.geom, m.geom)
+              ORDER BY g.code LIMIT 1) g ON true
+JOIN community c ON c.id = g.community_id
+JOIN subdistrict s ON s.id = c.subdistrict_id
+ORDER BY m.code
+"""
+# Residents flagged seeking work (version 1), not registered yet, in code order.
+JOB_PERSONS = """
+WITH p AS MATERIALIZED (  -- a few in a hundred: found first, then their households
+    SELECT id, code, household_id, birth_year, gender FROM person WHERE seeking_work
+)
+SELECT p.id::text, p.code, p.household_id::text, h.code, p.birth_year, p.gender, s.timezone,
+       (now() AT TIME ZONE s.timezone)::date
+FROM p
+JOIN household h ON h.id = p.household_id
+JOIN subdistrict s ON s.code = left(h.code, 9)
+WHERE h.moved_out IS NULL AND h.location IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM job_seeker js WHERE js.person_id = p.id)
+ORDER BY p.code
+"""
+# Every feasible pair of the new seekers and openings by the rules of geo.jobs.candidates
+# (the shift hours are checked in Python), as of the day each opening was published.
+JOB_PAIRS = """
+SELECT js.id::text, js.household_code, o.id::text, o.valid_from, o.headcount,
+       ST_Distance(h.location::geography, m.geom::geography),
+       js.skills, js.shifts, js.weekly_hours, js.min_wage, js.max_walk_meters,
+       o.skills, o.shifts, o.weekly_hours, o.wage
+FROM job_seeker js
+JOIN household h ON h.id = js.household_id
+JOIN job_opening o ON o.wage >= js.min_wage AND o.weekly_hours <= js.weekly_hours
+     AND o.shifts && js.shifts AND (cardinality(o.skills) = 0 OR o.skills && js.skills)
+JOIN merchant m ON m.id = o.merchant_id
+     AND ST_DWithin(m.geom::geography, h.location::geography, js.max_walk_meters)
+WHERE js.id = ANY(%(seekers)s::uuid[]) AND o.id = ANY(%(openings)s::uuid[])
+ORDER BY js.household_code, js.id, o.code
+"""
+
+
+def _array(items: Sequence[str]) -> str:
+    return "{" + ",".join(items) + "}"
+
+
+def _at(day: dt.date, minute: int, zone: str) -> str:
+    """A local time of a day as timestamptz text."""
+    local = dt.datetime.combine(day, dt.time(minute // 60, minute % 60), ZoneInfo(zone))
+    return local.isoformat()
+
+
+def _work_minute(r: Callable[[], float]) -> int:
+    return WORK_DAY[0] + int(r() * (WORK_DAY[1] - WORK_DAY[0]))
+
+
+def _load_v4_jobs(ctx: _Context) -> None:
+    """Version 4: what the grid's "micro-platform" needs. The commercial streets' merchants get
+    a phone and opening hours, most of them openings; the residents flagged seeking work who
+    agreed to it become job seekers, with skills, hours and wages that fit what the street asks
+    for; a few merchants post offers; and each subdistrict has a two months' history of matches
+    in every state, some hired. Built from the database (not the plan), so a large demo
+    upgrades in seconds; the same seed on the same day gives the same rows."""
+    cur = ctx.cur
+    teams = _teams(cur, ctx.seed)
+    with ctx.stage("jobs", "merchants, job openings, seekers and offers", 3, "steps") as bar:
+        cur.execute(JOB_MERCHANTS)
+        merchants = cur.fetchall()
+        r = _rng(ctx.seed, "jobs").random
+        openings = _openings(ctx, merchants, teams, r)
+        bar.update(1)
+        cur.execute(JOB_PERSONS)
+        seekers = _seekers(ctx, cur.fetchall(), teams, r)
+        bar.update(1)
+        _offers(ctx, merchants, teams, r)
+        bar.update(1)
+    with ctx.stage("job_matches", "job matches and their history", 1, "steps") as bar:
+        cur.execute("ANALYZE job_seeker")
+        cur.execute("ANALYZE job_opening")
+        cur.execute(JOB_PAIRS, {"seekers": seekers, "openings": list(openings)})
+        pairs = cur.fetchall()
+        _history(ctx, pairs, openings, teams)
+        bar.update(1)
+
+
+def _worker(team: _GridTeam | None, r: Callable[[], float]) -> str:
+    if team is None or not team.workers:
+        return NULL
+    return _pick(r, team.workers)[1]
+
+
+def _openings(
+    ctx: _Context, merchants: list[tuple[Any, ...]], teams: dict[str, _GridTeam], r: Any
+) -> dict[str, tuple[str, str]]:
+    """Contacts and opening hours of every merchant, and openings of most; returns the
+    openings' ids with their code and time zone."""
+    rng = _rng(ctx.seed, "job-ids")
+    updates: list[tuple[str, str, str]] = []
+    rows: list[str] = []
+    made: dict[str, tuple[str, str]] = {}
+    for mid, code, name, category, _sub, zone, today, grid, existing in merchants:
+        if r() < 0.8:
+            contact = f"021-6{int(r() * 10_000_000):07d}"
+        else:  # a small shop's owner answers his mobile
+            contact = f"{_pick(r, PHONE_PREFIXES)}{int(r() * 100_000_000):08d}"
+        hours = _pick(r, OPENING_HOURS.get(category, ("09:00-21:00",)))
+        if category == "餐饮" and name.endswith(_BREAKFAST):
+            hours = _pick(r, ("06:00-13:30", "06:30-19:00"))
+        updates.append((code, contact, hours))
+        kinds = JOBS.get(category, ())
+        if not kinds or r() >= HIRING:
+            continue
+        n = min(len(kinds), _weighted(r, ((1, 0.55), (2, 0.33), (3, 0.12))))
+        picks = list(range(len(kinds)))
+        _shuffle(picks, r)
+        for k, j in enumerate(sorted(picks[:n]), start=existing + 1):
+            title, skills, weeks, (low, high), most = kinds[j]
+            shifts, (h_low, h_high) = JOB_WEEKS[_pick(r, weeks)]
+            wanted = list(skills[:1])
+            if len(skills) > 1 and r() < 0.4:
+                wanted.append(_pick(r, skills[1:]))
+            start = today - dt.timedelta(days=_int_between(r, 7, 75))
+            until = NULL
+            if r() < 0.55:
+                until = (today + dt.timedelta(days=_int_between(r, 14, 120))).isoformat()
+            oid = _uuid(rng)
+            made[oid] = (f"{code}-J{k:02d}", zone)
+            rows.append(
+                f"{oid}\t{code}-J{k:02d}\t{mid}\t{title}\t{_array(wanted)}\t{_array(shifts)}\t"
+                f"{_int_between(r, h_low, h_high)}\t{_int_between(r, low, high)}\t"
+                f"{1 + int(r() ** 1.6 * most)}\t{start}\t{until}\t"
+                f"{_at(start, _work_minute(r), zone)}\t{_worker(teams.get(grid), r)}\n"
+            )
+    ctx.cur.execute(
+        "UPDATE merchant m SET contact = v.contact, opening_hours = v.hours"
+        " FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(code, contact, hours)"
+        " WHERE m.code = v.code",
+        tuple(map(list, zip(*updates, strict=True))) if updates else ([], [], []),
+    )
+    ctx.copy("job_opening", rows)
+    return made
+
+
+def _seekers(
+    ctx: _Context, persons: list[tuple[Any, ...]], teams: dict[str, _GridTeam], r: Any
+) -> list[str]:
+    """The residents seeking work who agreed to be matched; returns their ids."""
+    rng = _rng(ctx.seed, "seeker-ids")
+    rows: list[str] = []
+    made: list[str] = []
+    for pid, _code, hid, hcode, birth_year, gender, zone, today in persons:
+        if r() >= SEEKER_CONSENT:
+            continue
+        age = REF_YEAR - birth_year
+        band = 0 if age < 35 else 1 if age < 50 else 2
+        options = []
+        for trade, (_, weights) in SEEKER_TRADES.items():
+            weight = float(weights[band])
+            if trade in SEEKER_TRADE_GENDER:
+                more, up, down = SEEKER_TRADE_GENDER[trade]
+                weight *= up if gender == more else down
+            options.append((trade, weight))
+        pool = list(SEEKER_TRADES[_weighted(r, options)][0])
+        _shuffle(pool, r)
+        skills = pool[: _int_between(r, 2, 4)]
+        if r() < 0.3:  # and one anybody may have
+            general = _pick(r, ("普通话", "上海话", "电脑", "驾驶"))
+            if general not in skills:
+                skills[-1] = general
+        shifts, (h_low, h_high), _ = _weighted(r, [(w, w[2]) for w in SEEKER_WEEKS])
+        min_wage = min(35, _int_between(r, 18, 30) + (4 if r() < 0.2 else 0))
+        walk = 500 + 50 * _int_between(r, 0, 30 if age < 50 else 18)
+        since = today - dt.timedelta(days=_int_between(r, MATCH_HISTORY_DAYS + 5, 180))
+        at = _at(since, _work_minute(r), zone)
+        sid = _uuid(rng)
+        made.append(sid)
+        rows.append(
+            f"{sid}\t{pid}\t{hid}\t{hcode}\t{_array(sorted(skills, key=_SKILL_ORDER.get))}\t"
+            f"{_array(shifts)}\t{_int_between(r, h_low, h_high)}\t{min_wage}\t{walk}\tt\t"
+            f"{at}\t{at}\t{_worker(teams.get(hcode[:15]), r)}\n"
+        )
+    ctx.copy("job_seeker", rows)
+    return made
+
+
+def _offers(
+    ctx: _Context, merchants: list[tuple[Any, ...]], teams: dict[str, _GridTeam], r: Any
+) -> None:
+    """A few merchants of each subdistrict post a discount or a notice for the neighbours."""
+    rng = _rng(ctx.seed, "offer-ids")
+    by_subdistrict: dict[str, list[tuple[Any, ...]]] = {}
+    for m in merchants:
+        if m[3] in OFFERS:
+            by_subdistrict.setdefault(m[4], []).append(m)
+    rows: list[str] = []
+    for sub in sorted(by_subdistrict):
+        candidates = by_subdistrict[sub]
+        _shuffle(candidates, r)
+        chosen: list[tuple[Any, ...]] = []
+        per_category: dict[str, int] = {}
+        for m in candidates:  # two of a kind at most: not ten fruit shops
+            if len(chosen) < OFFERS_PER_SUBDISTRICT and per_category.get(m[3], 0) < 2:
+                chosen.append(m)
+                per_category[m[3]] = per_category.get(m[3], 0) + 1
+        for mid, _code, _name, category, _sub, zone, today, grid, _ in sorted(
+            chosen, key=lambda m: m[1]
+        ):
+            title, description = _pick(r, OFFERS[category])
+            start = today - dt.timedelta(days=_int_between(r, 0, 20))
+            until = NULL
+            if r() < 0.7:
+                until = (today + dt.timedelta(days=_int_between(r, 10, 60))).isoformat()
+            rows.append(
+                f"{_uuid(rng)}\t{mid}\t{title}\t{description}\t{100 * _int_between(r, 3, 15)}\t"
+                f"{start}\t{until}\t{_at(start, _work_minute(r), zone)}\t"
+                f"{_worker(teams.get(grid), r)}\n"
+            )
+    ctx.copy("offer", rows)
+
+
+def _match_score(
+    distance: float,
+    limit: float,
+    wanted: Sequence[str],
+    offered: Sequence[str],
+    job_hours: int,
+    free_hours: int,
+    wage: int,
+    min_wage: int,
+) -> float:
+    """The score geo.jobs gives a candidate (0 to 100): what a proposal recorded back then."""
+    parts = {
+        "distance": max(0.0, 1 - distance / limit),
+        "skills": len(set(wanted) & set(offered)) / len(wanted) if wanted else 1.0,
+        "hours": min(job_hours, free_hours) / free_hours,
+        "wage": min(1.0, (wage - min_wage) / max(jobs.WAGE_FULL_MARKS * min_wage, 1)),
+    }
+    return round(100 * sum(jobs.WEIGHTS[k] * v for k, v in parts.items()), 2)
+
+
+def _history(
+    ctx: _Context,
+    pairs: list[tuple[Any, ...]],
+    openings: dict[str, tuple[str, str]],
+    teams: dict[str, _GridTeam],
+) -> None:
+    """Matches of the last two months, ``MATCH_HISTORY`` of each state per subdistrict, each
+    with its events: a seeker has one match at most (so one live one), an opening no more
+    proposals and hires than its headcount, and every pair is a feasible candidate."""
+    ctx.cur.execute("SELECT code, (now() AT TIME ZONE timezone)::date FROM subdistrict")
+    days: dict[str, dt.date] = dict(ctx.cur.fetchall())
+    if not days:
+        return
+    # The history moves with the day it is loaded on, as the visits do.
+    home = days.get(HOME_SUBDISTRICT) or min(days.values())
+    r = _rng(ctx.seed, f"job-history:{home.isoformat()}").random
+    rng = _rng(ctx.seed, "job-match-ids")
+    by_seeker: dict[str, list[tuple[Any, ...]]] = {}
+    for pair in pairs:
+        sid, _code, _oid, _start, _headcount, distance, *rest = pair
+        s_skills, s_shifts, s_hours, min_wage, walk, o_skills, o_shifts, o_hours, wage = rest
+        if sum(jobs.SHIFT_HOURS[s] for s in set(s_shifts) & set(o_shifts)) < o_hours:
+            continue
+        score = _match_score(distance, walk, o_skills, s_skills, o_hours, s_hours, wage, min_wage)
+        by_seeker.setdefault(sid, []).append((*pair[:6], score))
+    subdistricts: dict[str, list[str]] = {}
+    for sid, found in by_seeker.items():
+        subdistricts.setdefault(found[0][1][:9], []).append(sid)
+    taken: dict[str, int] = {}
+    matches: list[str] = []
+    events: list[str] = []
+    for sub in sorted(subdistricts):
+        today = days[sub]
+        order = subdistricts[sub]
+        _shuffle(order, r)
+        plan = [state for state, n in MATCH_HISTORY.items() for _ in range(n)]
+        _shuffle(plan, r)
+        for state in plan:
+            while order:
+                sid = order.pop()
+                made = _match(r, rng, state, by_seeker[sid], openings, teams, taken, today)
+                if made is not None:
+                    matches.append(made[0])
+                    events.extend(made[1])
+                    break
+    ctx.copy("job_match", matches)
+    ctx.copy("job_match_event", events)
+
+
+def _match(
+    r: Callable[[], float],
+    rng: random.Random,
+    state: str,
+    found: list[tuple[Any, ...]],
+    openings: dict[str, tuple[str, str]],
+    teams: dict[str, _GridTeam],
+    taken: dict[str, int],
+    today: dt.date,
+) -> tuple[str, list[str]] | None:
+    """One match of a seeker ending in ``state``, with its events, or None when none of the
+    seeker's candidates has a place left or the time for it."""
+    path = _pick(r, _MATCH_PATHS[state])
+    gaps = [_int_between(r, 1, 4) for _ in path[1:]]
+    # A live match is recent; a finished one may be up to two months old.
+    oldest = today - dt.timedelta(days=MATCH_HISTORY_DAYS if state in ("HIRED", "DECLINED") else 21)
+    usable = [c for c in found if (state == "DECLINED" or taken.get(c[2], 0) < c[4])]
+    if not usable:
+        return None
+    usable.sort(key=lambda c: -c[6])
+    chosen = usable[0] if r() < 0.6 else _pick(r, usable)
+    sid, hcode, oid, valid_from, _headcount, distance, score = chosen
+    first = max(oldest, valid_from + dt.timedelta(days=1))  # after it was published
+    last = today - dt.timedelta(days=1 + sum(gaps))
+    if first > last:
+        return None
+    team = teams.get(hcode[:15])
+    if team is None or not team.workers:
+        return None
+    worker = _pick(r, team.workers)[1]
+    zone = openings[oid][1]
+    day = first + dt.timedelta(days=int(r() * ((last - first).days + 1)))
+    mid = _uuid(rng)
+    events: list[str] = []
+    times: list[str] = []
+    previous = NULL
+    for k, step in enumerate(path):
+        if k:
+            day += dt.timedelta(days=gaps[k - 1])
+        at = _at(day, _work_minute(r), zone)
+        times.append(at)
+        if step == "PROPOSED":
+            note = f"网格员推荐：步行约{distance:.0f}米，匹配分{score:.0f}"
+        elif step == "DECLINED":
+            note = _pick(r, DECLINE_NOTES[previous])
+        else:
+            note = _pick(r, MATCH_NOTES[step])
+        events.append(f"{_uuid(rng)}\t{mid}\t{hcode}\t{previous}\t{step}\t{at}\t{worker}\t{note}\n")
+        previous = step
+    if state != "DECLINED":
+        taken[oid] = taken.get(oid, 0) + 1
+    row = (
+        f"{mid}\t{sid}\t{oid}\t{hcode}\t{state}\t{score}\t{distance}\t{times[0]}\t{worker}\t"
+        f"{times[-1]}\n"
+    )
+    return row, events
+
+
 STEPS: list[tuple[int, Callable[[_Context], None]]] = [
     (1, _load_v1),
     (2, _load_v2_logins),
     (3, _load_v3_visits),
+    (4, _load_v4_jobs),
 ]
 
 

@@ -96,7 +96,7 @@ WORKER = Entity(
 MERCHANT = Entity(
     "Merchant",
     "merchant",
-    "t.name, t.category, t.address, t.employees, t.building_id",
+    "t.name, t.category, t.address, t.employees, t.contact, t.opening_hours, t.building_id",
     "geom",
     coded=False,
 )

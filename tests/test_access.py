@@ -266,6 +266,7 @@ PATHS = {
     "Demand": "{{ households(first: 200, scope: $s) {{ edges {{ node {{ code visits(last: 20) {{ demands {{ {field} }} }} }} }} }} }}",  # noqa: E501
     "OverdueHousehold": "{{ overdueHouseholds(first: 40, scope: $s) {{ edges {{ node {{ household {{ code }} {field} }} }} }} }}",  # noqa: E501
     "Talent": "{{ talents(first: 40, scope: $s) {{ edges {{ node {{ household {{ code }} {field} }} }} }} }}",  # noqa: E501
+    "JobSeeker": "{{ jobSeekers(first: 40, scope: $s) {{ edges {{ node {{ household {{ code }} {field} }} }} }} }}",  # noqa: E501
 }
 
 
@@ -336,7 +337,7 @@ def test_every_marked_field_against_every_role(
 def _collect(data: dict[str, Any], type_name: str, field: str) -> list[tuple[str, Any]]:
     if type_name == "Worker":
         return [(e["node"]["code"], e["node"][field]) for e in data["workers"]["edges"]]
-    if type_name in ("OverdueHousehold", "Talent"):
+    if type_name in ("OverdueHousehold", "Talent", "JobSeeker"):
         (found,) = data.values()
         return [(e["node"]["household"]["code"], e["node"][field]) for e in found["edges"]]
     households = [e["node"] for e in data["households"]["edges"]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,9 @@ from sqlalchemy.engine import make_url
 
 import geo.demo as demo
 from api.settings import Settings
+from geo import jobs
+from geo.access import Caller, Role
+from geo.db import make_engine, scoped_session
 from geo.demo import DEMO_VERSION, DemoError, demo_info, load_demo
 from geo.migrate import upgrade
 from geo.pii import Vault, mask_id
@@ -518,6 +522,197 @@ def test_demands_and_talents(url: str) -> None:
     assert len({w for _, w, _ in talents}) >= 3
 
 
+def _shift_hours(shifts: list[str]) -> int:
+    return sum(jobs.SHIFT_HOURS[s] for s in shifts)
+
+
+def test_merchants_hire_on_the_commercial_street(url: str) -> None:
+    merchants = _rows(url, "SELECT code, category, contact, opening_hours FROM merchant")
+    for _, _, contact, hours in merchants:
+        assert re.fullmatch(r"021-6\d{7}|1[3-9]\d{9}", contact), contact
+        assert re.fullmatch(r"([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d", hours), hours
+    assert sum(c.startswith("021-") for _, _, c, _ in merchants) > len(merchants) // 2
+    today = _today()
+    openings = _rows(
+        url,
+        "SELECT o.code, m.code, m.category, m.address, o.title, o.skills, o.shifts,"
+        " o.weekly_hours, o.wage, o.headcount, o.valid_from, o.valid_until, o.created_by"
+        " FROM job_opening o JOIN merchant m ON m.id = o.merchant_id ORDER BY o.code",
+    )
+    assert len(demo.JOB_SKILLS) == len(set(demo.JOB_SKILLS)) == 30
+    per_merchant: dict[str, list[str]] = {}
+    for code, merchant, category, address, title, skills, shifts, hours, *rest in openings:
+        wage, headcount, start, until, by = rest
+        per_merchant.setdefault(merchant, []).append(code)
+        assert address.startswith("天目西路")
+        job = next(j for j in demo.JOBS[category] if j[0] == title)
+        assert set(skills) <= set(job[1]) and skills[:1] == list(job[1][:1])
+        assert shifts and set(shifts) <= set(jobs.SHIFTS)
+        assert 1 <= hours <= _shift_hours(shifts), code
+        assert 20 <= wage <= 45 and 1 <= headcount <= 4
+        assert start < today and (until is None or until > today)
+        assert re.fullmatch(r"JA015-WG-\d{4}", by)
+    assert 0.6 * len(merchants) <= len(per_merchant) <= 0.95 * len(merchants)
+    for merchant, codes in per_merchant.items():
+        assert codes == [f"{merchant}-J{k:02d}" for k in range(1, len(codes) + 1)]
+        assert len(codes) <= 3
+    assert len({o[4] for o in openings}) >= 10 and len({o[1] for o in openings}) > 60
+    assert {o[11] is None for o in openings} == {True, False}
+    offers = _rows(url, "SELECT title, description, radius_meters, valid_from FROM offer")
+    assert len(offers) == demo.OFFERS_PER_SUBDISTRICT
+    for title, description, radius, start in offers:
+        assert re.search(r"[\u4e00-\u9fff]", title) and description
+        assert 300 <= radius <= 1500 and start <= today
+
+
+def test_job_seekers_are_residents_who_agreed(url: str) -> None:
+    seekers = _rows(
+        url,
+        "SELECT js.person_id, p.seeking_work, js.household_id = p.household_id,"
+        " js.household_code = h.code, js.consent, js.skills, js.shifts, js.weekly_hours,"
+        " js.min_wage, js.max_walk_meters, js.consent_at < now(),"
+        " EXISTS (SELECT 1 FROM worker w JOIN worker_grid wg ON wg.worker_id = w.id"
+        "  JOIN grid g ON g.id = wg.grid_id WHERE w.code = js.updated_by"
+        "  AND w.role = 'GRID_WORKER' AND g.code = left(h.code, 15))"
+        " FROM job_seeker js JOIN person p ON p.id = js.person_id"
+        " JOIN household h ON h.id = p.household_id",
+    )
+    flagged = _one(url, "SELECT count(*) FROM person WHERE seeking_work")
+    # Most of those flagged seeking work agreed to be matched: they, and nobody else, are seekers.
+    assert 0.75 * flagged <= len(seekers) <= 0.95 * flagged
+    for _, seeking, same_household, same_code, consent, skills, shifts, hours, *rest in seekers:
+        wage, walk, consented_before, registered_by_grid_worker = rest
+        assert seeking and same_household and same_code and consent
+        assert 2 <= len(skills) <= 4 and set(skills) <= set(demo.JOB_SKILLS)
+        assert shifts and set(shifts) <= set(jobs.SHIFTS)
+        assert 1 <= hours <= _shift_hours(shifts)
+        assert 18 <= wage <= 35 and 500 <= walk <= 2000
+        assert consented_before and registered_by_grid_worker
+    # Most of them in the one or two grids where many look for work.
+    per_grid = sorted(
+        (
+            n
+            for (n,) in _rows(
+                url, "SELECT count(*) FROM job_seeker GROUP BY left(household_code, 15)"
+            )
+        ),
+        reverse=True,
+    )
+    assert sum(per_grid[:2]) > len(seekers) / 2
+
+
+def _app_url(owner_url: str) -> str:
+    """The app role's URL of the same database: row-level security applies to it."""
+    database = make_url(owner_url).database
+    return (
+        make_url(Settings().database_url)
+        .set(database=database)
+        .render_as_string(hide_password=False)
+    )
+
+
+def test_job_candidates_in_a_hot_grid(url: str) -> None:
+    """The grid center of the demo finds residents of a grid where many seek work and
+    openings within walking distance that fit them, and an assignment of them."""
+    hot = _one(
+        url,
+        "SELECT left(household_code, 15) FROM job_seeker GROUP BY 1 ORDER BY count(*) DESC, 1"
+        " LIMIT 1",
+    )
+    engine = make_engine(_app_url(url), pool_size=1)
+    caller = Caller(Role.GRID_CENTER, areas=(demo.HOME_SUBDISTRICT,))
+    try:
+        with scoped_session(engine, caller.settings()) as session:
+            found, slots = jobs.candidates(
+                session=session, scope=hot, max_distance=1500, today=_today()
+            )
+            chosen = jobs.assign(found, slots)
+    finally:
+        engine.dispose()
+    assert len(found) >= 20 and len({c.opening_id for c in found}) >= 10
+    facts = {
+        (str(s), str(o)): rest
+        for s, o, *rest in _rows(
+            url,
+            "SELECT js.id, o.id, js.household_code, ST_Distance(h.location::geography,"
+            " m.geom::geography), js.max_walk_meters, js.min_wage, o.wage, js.skills, o.skills"
+            " FROM job_seeker js JOIN household h ON h.id = js.household_id"
+            " CROSS JOIN job_opening o JOIN merchant m ON m.id = o.merchant_id",
+        )
+    }
+    for c in found:
+        code, distance, walk, min_wage, wage, offered, wanted = facts[
+            (str(c.seeker_id), str(c.opening_id))
+        ]
+        assert code.startswith(hot)
+        assert abs(c.distance_meters - distance) < 0.01 and distance <= min(walk, 1500)
+        assert wage >= min_wage and (not wanted or set(wanted) & set(offered))
+    assert chosen and len({c.seeker_id for c in chosen}) == len(chosen)
+    for opening, places in slots.items():
+        assert sum(c.opening_id == opening for c in chosen) <= places
+
+
+def test_job_match_history(url: str) -> None:
+    """Matches in every state, some hired, each a feasible pair with its events in order, by
+    the grid's own worker, within the last two months; one match per seeker, no opening
+    over its headcount."""
+    matches = _rows(
+        url,
+        "SELECT m.id, m.state, m.household_code = js.household_code, m.created_at,"
+        " m.updated_at, m.created_by, m.opening_id, o.headcount, o.created_at,"
+        " abs(m.distance_meters - ST_Distance(h.location::geography, g.geom::geography)) < 0.01,"
+        " m.distance_meters <= js.max_walk_meters AND o.wage >= js.min_wage"
+        "  AND o.weekly_hours <= js.weekly_hours"
+        "  AND (cardinality(o.skills) = 0 OR o.skills && js.skills),"
+        " js.shifts, o.shifts, o.weekly_hours, m.seeker_id"
+        " FROM job_match m JOIN job_seeker js ON js.id = m.seeker_id"
+        " JOIN household h ON h.id = js.household_id"
+        " JOIN job_opening o ON o.id = m.opening_id JOIN merchant g ON g.id = o.merchant_id",
+    )
+    states = [m[1] for m in matches]
+    assert {s: states.count(s) for s in set(states)} == demo.MATCH_HISTORY
+    assert len({m[14] for m in matches}) == len(matches)  # one match per seeker
+    taken: dict[Any, int] = {}
+    for m in matches:
+        if m[1] != "DECLINED":
+            taken[m[6]] = taken.get(m[6], 0) + 1
+            assert taken[m[6]] <= m[7]
+        assert m[2] and m[9] and m[10]
+        assert _shift_hours(sorted(set(m[11]) & set(m[12]))) >= m[13]
+    events: dict[Any, list[tuple[Any, ...]]] = {}
+    for row in _rows(
+        url,
+        "SELECT e.match_id, e.from_state, e.to_state, e.at, e.note,"
+        " EXISTS (SELECT 1 FROM worker w JOIN worker_grid wg ON wg.worker_id = w.id"
+        "  JOIN grid g ON g.id = wg.grid_id WHERE w.code = e.worker_code"
+        "  AND w.role = 'GRID_WORKER' AND g.code = left(e.household_code, 15)),"
+        " e.worker_code FROM job_match_event e ORDER BY e.match_id, e.at",
+    ):
+        events.setdefault(row[0], []).append(row[1:])
+    now = dt.datetime.now(dt.UTC)
+    oldest = now - dt.timedelta(days=demo.MATCH_HISTORY_DAYS + 1)
+    for mid, state, _, created, updated, by, _, _, published, *_ in matches:
+        steps = events[mid]
+        assert steps[0][:2] == (None, "PROPOSED") and steps[-1][1] == state
+        for (_, old, _, _, _, _), (new_from, new, _, _, _, _) in itertools.pairwise(steps):
+            assert new_from == old and new in jobs.NEXT[old]
+        times = [s[2] for s in steps]
+        assert times == sorted(times) and len(set(times)) == len(times)
+        assert (created, updated) == (times[0], times[-1])
+        assert published < created and oldest < created and updated < now
+        assert all(s[3] and s[4] and s[5] == by for s in steps)
+    engine = make_engine(_app_url(url), pool_size=1)
+    caller = Caller(Role.GRID_CENTER, areas=(demo.HOME_SUBDISTRICT,))
+    try:
+        with scoped_session(engine, caller.settings()) as session:
+            placed = jobs.placements(
+                session=session, scope=demo.HOME_SUBDISTRICT, since=oldest, until=now
+            )
+    finally:
+        engine.dispose()
+    assert sum(p["hired"] for p in placed) == demo.MATCH_HISTORY["HIRED"]
+
+
 def test_second_load_is_current(url: str) -> None:
     info = demo_info(url=url)
     assert info is not None
@@ -542,19 +737,36 @@ DUMP = {
     ),
     "person": "id, code, name, gender, birth_year, phone, id_number_digest, seeking_work",
     "worker": "id, code, name, role, unit_code",
-    "merchant": "id, code, name, ST_AsEWKB(geom)",
+    "merchant": "id, code, name, ST_AsEWKB(geom), contact, opening_hours",
     # The history: the same on the same day (these tests load their demos on one day).
     "visit": "id, household_code, worker_id, visited_at, mode, night, weekend, tasks, notes",
     "demand": "id, visit_id, text, category, resolution, answer, raised_at, closed_at",
     "talent": "id, person_id, skills, willingness, notes, visit_id, found_at",
+    # Version 4: the jobs; the match history (dates) the same on the same day too.
+    "job_opening": (
+        "id, code, merchant_id, title, skills, shifts, weekly_hours, wage, headcount,"
+        " valid_from, valid_until, created_at, created_by"
+    ),
+    "job_seeker": (
+        "id, person_id, household_code, skills, shifts, weekly_hours, min_wage,"
+        " max_walk_meters, consent_at, updated_by"
+    ),
+    "offer": "id, merchant_id, title, description, radius_meters, valid_from, valid_until",
+    "job_match": "id, seeker_id, opening_id, state, score, distance_meters, created_at, updated_at",
+    "job_match_event": "id, match_id, from_state, to_state, at, worker_code, note",
 }
 
 
-def _digest(url: str) -> dict[str, str]:
+DUMP_BY_CODE = ("subdistrict", "community", "grid", "micro_grid", "building", "household",
+                "person", "worker", "merchant", "job_opening")  # fmt: skip
+
+
+def _digest(url: str, tables: tuple[str, ...] = tuple(DUMP)) -> dict[str, str]:
     out = {}
-    for table, columns in DUMP.items():
+    for table in tables:
+        columns = DUMP[table]
         h = hashlib.sha256()
-        order = "code" if table not in demo.HISTORY_TABLES else "id"
+        order = "code" if table in DUMP_BY_CODE else "id"
         for row in _rows(url, f"SELECT {columns} FROM {table} ORDER BY {order}"):
             h.update(repr([bytes(v) if isinstance(v, memoryview) else v for v in row]).encode())
         out[table] = h.hexdigest()
@@ -675,10 +887,31 @@ def test_a_version_2_demo_gains_the_visit_history(
     summary = load_demo(secret_key=KEY, url=target, progress=False)
     assert summary.status == "upgraded"
     assert summary.counts["visit"] > 5000 and summary.counts["cadence_policy"] == 1
-    assert demo_info(url=target)["version"] == DEMO_VERSION == 3
+    assert demo_info(url=target)["version"] == DEMO_VERSION == 4
     assert _rows(target, schema) == before
     fresh, upgraded = _digest(url), _digest(target)
     for table in ("household", *demo.HISTORY_TABLES):
+        assert upgraded[table] == fresh[table], table
+
+
+def test_a_version_3_demo_gains_the_jobs(
+    url: str, scratch: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgrading writes the merchants' contacts, openings, seekers, offers and match history
+    that a fresh load writes (same seed, same day)."""
+    target = scratch("v3")
+    monkeypatch.setattr(demo, "DEMO_VERSION", 3)
+    monkeypatch.setattr(demo, "STEPS", demo.STEPS[:3])
+    load_demo(secret_key=KEY, url=target, progress=False)
+    monkeypatch.undo()
+    assert all(_one(target, f"SELECT count(*) FROM {t}") == 0 for t in demo.JOB_TABLES)
+    assert _one(target, "SELECT count(*) FROM merchant WHERE contact IS NOT NULL") == 0
+    summary = load_demo(secret_key=KEY, url=target, progress=False)
+    assert summary.status == "upgraded" and demo_info(url=target)["version"] == 4
+    assert summary.counts["job_opening"] > 60 and summary.counts["job_match"] > 0
+    tables = ("merchant", *demo.JOB_TABLES)
+    fresh, upgraded = _digest(url, tables), _digest(target, tables)
+    for table in tables:
         assert upgraded[table] == fresh[table], table
 
 

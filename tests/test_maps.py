@@ -1,25 +1,22 @@
 """The coverage map: served as the caller, written to a file by the CLI, and drawn by headless
-Chromium (Debian's, never a downloaded one) with no network: from a local server, and from disk."""
+Chromium (Debian's, never a downloaded one; tests/offline.py) with no network: from a local
+server, and from disk."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from conftest import ScratchDB, demo_tokens
-from playwright.sync_api import Browser, Page, sync_playwright
+from offline import chromium, open_offline, serve
+from playwright.sync_api import Browser, Page
 from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
@@ -27,14 +24,14 @@ from api.app import create_app
 from api.maps import coverage_data
 from geo.access import PUBLIC
 from geo.coverage import LEVELS
-from maps.assets import FILES, NODE_MODULES
+from maps.assets import FILES
 
 GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
-CHROMIUM = "/usr/bin/chromium"
 SCOPE = "310106015"  # the demo subdistrict: 10 grids
 GRIDS = 10
 HOUSEHOLD_CODE = re.compile(r"\d{21}-\d+-\d+")
 REMOTE_LINK = re.compile(r"""(?:src|href)=["']?(?:https?:)?//""")
+CELL = "path.coverage-cell"  # drawn: the map is ready
 
 
 def coverage(client: TestClient, **params: str) -> Any:
@@ -179,69 +176,14 @@ def test_cli_writes_a_self_contained_file(demo_db: ScratchDB, tmp_path: Path) ->
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: `make deps` installs Debian's chromium")
-    assert (NODE_MODULES / "leaflet").is_dir(), "run `make assets`"
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic",
-                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
-        )  # fmt: skip
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
 def live_server(demo_db: ScratchDB) -> Iterator[str]:
-    """The app on 127.0.0.1 at a free port, in a thread."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(demo_db.settings()), log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
-
-
-def open_offline(browser: Browser, url: str, headers: dict[str, str] | None = None) -> Page:
-    """Open ``url`` with every request off this machine refused; fail on any JavaScript error,
-    console error or failed request."""
-    context = browser.new_context(
-        viewport={"width": 1400, "height": 1000}, extra_http_headers=headers or {}
-    )
-    problems: list[str] = []
-
-    def guard(route: Any) -> None:
-        target = urlsplit(route.request.url)
-        if target.scheme in ("file", "data") or target.hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            problems.append(f"request off the machine: {route.request.url}")
-            route.abort()
-
-    context.route("**/*", guard)
-    page = context.new_page()
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
-    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url[:200]} {r.failure}"))
-    page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status}: {r.url}"))
-    page.goto(url, wait_until="load")
-    page.wait_for_selector("path.coverage-cell", timeout=15_000)
-    page.evaluate("document.fonts.ready.then(() => true)")
-    page.wait_for_timeout(200)  # late requests (fonts, images) fail the page too
-    assert problems == []
-    return page
+    with serve(demo_db.settings()) as url:
+        yield url
 
 
 def check_drawn(page: Page, *, markers: bool) -> None:
@@ -256,7 +198,9 @@ def test_served_map_renders_offline(
     browser: Browser, live_server: str, tokens: dict[str, dict[str, str]], tmp_path: Path
 ) -> None:
     auth = {"Authorization": f"Bearer {tokens['grid_center']['token']}"}
-    page = open_offline(browser, f"{live_server}/maps/coverage?scope={SCOPE}&level=GRID", auth)
+    page = open_offline(
+        browser, f"{live_server}/maps/coverage?scope={SCOPE}&level=GRID", auth, ready=CELL
+    )
     check_drawn(page, markers=True)
     shot = tmp_path / "coverage-grid-center.png"
     page.screenshot(path=shot)
@@ -264,7 +208,7 @@ def test_served_map_renders_offline(
     page.locator(".leaflet-control-layers-overlays label", has_text="微网格").click()
     assert page.locator("path.coverage-cell").count() > GRIDS  # micro-grids switched on
 
-    public = open_offline(browser, f"{live_server}/maps/coverage?scope={SCOPE}")
+    public = open_offline(browser, f"{live_server}/maps/coverage?scope={SCOPE}", ready=CELL)
     check_drawn(public, markers=False)
     public.screenshot(path=tmp_path / "coverage-public.png")
 
@@ -276,7 +220,7 @@ def test_cli_file_renders_offline_from_disk(
     done = run_cli("--scope", SCOPE, "-o", str(out), "--worker", tokens["grid_center"]["worker"],
                    db=demo_db)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    page = open_offline(browser, out.as_uri())
+    page = open_offline(browser, out.as_uri(), ready=CELL)
     check_drawn(page, markers=True)
     shot = tmp_path / "coverage-file.png"
     page.screenshot(path=shot)

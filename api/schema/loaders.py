@@ -10,6 +10,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from api.database import RequestDB
+from geo import jobs
 from geo import queries as q
 from geo.visits import demands_by_visit, visits_of
 
@@ -76,6 +77,16 @@ class Loaders:
 
     def visit_demands(self) -> DataLoader[uuid.UUID, list[q.Row]]:
         return self._get("visit_demands", partial(self._batched, demands_by_visit, "visit_ids"))
+
+    def job_seekers(self) -> DataLoader[uuid.UUID, q.Row | None]:
+        return self._get("job_seekers", partial(self._found, jobs.seekers_by_ids))
+
+    def job_openings(self) -> DataLoader[uuid.UUID, q.Row | None]:
+        return self._get("job_openings", partial(self._found, jobs.openings_by_ids))
+
+    async def _found(self, fn: Callable[..., dict[Any, Any]], keys: Sequence[Any]) -> list[Any]:
+        found = await self._db.run(fn, ids=list(keys))
+        return [found.get(k) for k in keys]
 
     async def _batched(
         self, fn: Callable[..., dict[Any, Any]], keys_arg: str, keys: Sequence[Any], **kwargs: Any

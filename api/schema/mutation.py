@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import strawberry
 
+from api.schema import jobs
 from api.schema.coverage import set_cadence_policy
 from api.schema.family_files import (
     add_member,
@@ -35,4 +36,23 @@ class Mutation:
     )
     set_cadence_policy = strawberry.field(
         resolver=set_cadence_policy, description="Change a subdistrict's cadence (grid center)."
+    )
+
+    create_job_opening = strawberry.field(
+        resolver=jobs.create_job_opening, description="A merchant's new opening."
+    )
+    update_job_opening = strawberry.field(resolver=jobs.update_job_opening)
+    register_job_seeker = strawberry.field(
+        resolver=jobs.register_job_seeker,
+        description="Register (or update) a resident seeking work, with their consent.",
+    )
+    remove_job_seeker = strawberry.field(resolver=jobs.remove_job_seeker)
+    create_offer = strawberry.field(resolver=jobs.create_offer)
+    propose_job_matches = strawberry.field(resolver=jobs.propose_job_matches)
+    propose_job_match = strawberry.field(
+        resolver=jobs.propose_job_match, description="Propose one feasible pair."
+    )
+    set_job_match_state = strawberry.field(
+        resolver=jobs.set_job_match_state,
+        description="Move a match along PROPOSED → CONTACTED → INTERVIEWED → HIRED, or DECLINED.",
     )

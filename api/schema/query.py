@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import strawberry
 
+from api.schema import jobs
 from api.schema.areas import (
     NODE_TYPES,
     Building,
@@ -110,11 +111,22 @@ class Query:
     cadence_policy = strawberry.field(resolver=cadence_policy)
     talents = strawberry.field(resolver=talents)
 
+    job_candidates = strawberry.field(resolver=jobs.job_candidates)
+    job_matches = strawberry.field(resolver=jobs.job_matches)
+    job_seekers = strawberry.field(
+        resolver=jobs.job_seekers, description="Residents seeking work in `scope`."
+    )
+    job_proposals = strawberry.field(resolver=jobs.job_proposals)
+    offers = strawberry.field(resolver=jobs.offers)
+    placements = strawberry.field(resolver=jobs.placements)
+
     @strawberry.field(description="Any object by its global ID (Relay).")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         type_name, key = parse_global_id(id, argument="id")
         if type_name == "Visit":
             return await visit_node(info, key)
+        if type_name in jobs.NODE_TYPES:
+            return await jobs.node(info, type_name, key)
         cls = TYPES.get(type_name)
         if cls is None:
             raise BadInput("id", f"{id!r} is not a global ID of this API")
