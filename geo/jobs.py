@@ -6,10 +6,10 @@ with numpy: distance on the spheroid (each pair on the plane of its own mid-lati
 agrees with PostGIS's geography distance to well under a millimetre within 20 km), skills,
 hours and wage as integer and bit-mask comparisons. PostgreSQL enumerating millions of
 seeker-merchant pairs within walking distance, most of which do not fit, took 75 s for 10,000
-seekers and 5,000 openings; this takes 3 (BENCHMARKS.md). Each candidate gets a score and an
-explanation. The proposals that serve a scope best are the optimal assignment over exactly those
-candidates under the capacities (a seeker one live proposal, an opening its open slots): a
-min-cost flow (OR-Tools), not a greedy pass.
+seekers and 5,000 openings; this takes about 2, the candidates kept as arrays until read
+(BENCHMARKS.md). Each candidate gets a score and an explanation. The proposals that serve a
+scope best are the optimal assignment over exactly those candidates under the capacities (a
+seeker one live proposal, an opening its open slots): a min-cost flow (OR-Tools), not greedy.
 
 Seekers are personal data: row-level security shows a caller only the seekers, matches and
 events of its areas; the places an opening has left count every area (a SECURITY DEFINER count).
@@ -22,7 +22,7 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from ortools.graph.python import min_cost_flow
@@ -142,7 +142,7 @@ def candidates(
     today: dt.date,
     seeker_id: uuid.UUID | None = None,
     opening_id: uuid.UUID | None = None,
-) -> tuple[list[Candidate], dict[uuid.UUID, int]]:
+) -> tuple[Sequence[Candidate], dict[uuid.UUID, int]]:
     """Every feasible (seeker, opening) pair of ``scope`` (best first), and the open slots of
     the openings they name. The pairs are found in numpy: PostgreSQL enumerating millions of
     seeker-merchant pairs within walking distance, most of which do not fit, is the slow part."""
@@ -239,41 +239,64 @@ def candidates(
     o_rank = np.argsort(np.argsort(np.array([o.code for o in openings])))
     order = np.lexsort((o_rank[oj], s_rank[si], -score))
     names = sorted(tags, key=tags.__getitem__)
-    named: dict[int, tuple[str, ...]] = {}
-
-    def skills_of(bits: int) -> tuple[str, ...]:
-        found = named.get(bits)
-        if found is None:
-            found = named[bits] = tuple(sorted(n for k, n in enumerate(names) if bits >> k & 1))
-        return found
-
-    sid = [(s.id, s.person_code, s.min_wage) for s in seekers]
-    oid = [(o.id, o.code, o.weekly_hours, o.wage) for o in openings]
-    found: list[Candidate] = []
-    for i, j, d, sc, h in zip(
-        si[order].tolist(), oj[order].tolist(), dist[order].tolist(),
-        score[order].tolist(), overlap[order].tolist(), strict=True,
-    ):  # fmt: skip
-        seeker, person, min_wage = sid[i]
-        opening, code, hours, wage = oid[j]
-        found.append(
-            Candidate(
-                seeker,
-                opening,
-                d,
-                skills_of(s_bits[i] & o_bits[j]),
-                h,
-                True,
-                sc,
-                person,
-                code,
-                hours,
-                wage,
-                min_wage,
-            )
-        )
+    found = Candidates(
+        seekers, openings, si[order], oj[order], dist[order], score[order], overlap[order],
+        s_bits, o_bits, names,
+    )  # fmt: skip
     slots = {openings[j].id: openings[j].open_slots for j in set(oj.tolist())}
     return found, slots
+
+
+class Candidates(Sequence[Candidate]):
+    """The pairs of a scope, best first, kept as arrays: a ``Candidate`` is made when one is
+    read (a page of them, or the few chosen), not 600,000 at once."""
+
+    def __init__(
+        self,
+        seekers: Sequence[Any],
+        openings: Sequence[Any],
+        si: np.ndarray,
+        oj: np.ndarray,
+        dist: np.ndarray,
+        score: np.ndarray,
+        overlap: np.ndarray,
+        s_bits: list[int],
+        o_bits: list[int],
+        names: list[str],
+    ) -> None:
+        self.seekers, self.openings = seekers, openings
+        self.si, self.oj, self.dist, self.score, self.overlap = si, oj, dist, score, overlap
+        self._s_bits, self._o_bits, self._names = s_bits, o_bits, names
+        self._named: dict[int, tuple[str, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self.si)
+
+    @overload
+    def __getitem__(self, k: int) -> Candidate: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[Candidate]: ...
+
+    def __getitem__(self, k: int | slice) -> Candidate | list[Candidate]:
+        if isinstance(k, slice):
+            return [self._make(i) for i in range(*k.indices(len(self)))]
+        if not -len(self) <= k < len(self):
+            raise IndexError(k)
+        return self._make(k % len(self))
+
+    def _make(self, k: int) -> Candidate:
+        i, j = int(self.si[k]), int(self.oj[k])
+        s, o = self.seekers[i], self.openings[j]
+        bits = self._s_bits[i] & self._o_bits[j]
+        skills = self._named.get(bits)
+        if skills is None:
+            skills = self._named[bits] = tuple(
+                sorted(n for b, n in enumerate(self._names) if bits >> b & 1)
+            )
+        return Candidate(
+            s.id, o.id, float(self.dist[k]), skills, int(self.overlap[k]), True,
+            float(self.score[k]), s.person_code, o.code, o.weekly_hours, o.wage, s.min_wage,
+        )  # fmt: skip
 
 
 def assign(pairs: Sequence[Candidate], slots: dict[uuid.UUID, int]) -> list[Candidate]:
@@ -283,22 +306,29 @@ def assign(pairs: Sequence[Candidate], slots: dict[uuid.UUID, int]) -> list[Cand
     as arrays (one call, not 600,000)."""
     if not pairs:
         return []
-    seeker_of: dict[uuid.UUID, int] = {}
-    opening_of: dict[uuid.UUID, int] = {}
+    if isinstance(pairs, Candidates):
+        s_idx, o_idx = pairs.si, pairs.oj
+        cost = -np.rint(pairs.score * 100).astype(np.int64)
+        seekers = [s.id for s in pairs.seekers]
+        opening_ids = [o.id for o in pairs.openings]
+    else:
+        seeker_of: dict[uuid.UUID, int] = {}
+        opening_of: dict[uuid.UUID, int] = {}
+        s_idx = np.fromiter(
+            (seeker_of.setdefault(c.seeker_id, len(seeker_of)) for c in pairs), np.int64
+        )
+        o_idx = np.fromiter(
+            (opening_of.setdefault(c.opening_id, len(opening_of)) for c in pairs), np.int64
+        )
+        cost = -np.fromiter((round(c.score * 100) for c in pairs), np.int64)
+        seekers, opening_ids = list(seeker_of), list(opening_of)
     n = len(pairs)
-    s_idx = np.fromiter(
-        (seeker_of.setdefault(c.seeker_id, len(seeker_of)) for c in pairs), np.int64, n
-    )
-    o_idx = np.fromiter(
-        (opening_of.setdefault(c.opening_id, len(opening_of)) for c in pairs), np.int64, n
-    )
-    cost = -np.fromiter((round(c.score * 100) for c in pairs), np.int64, n)
-    ns, no = len(seeker_of), len(opening_of)
+    ns, no = len(seekers), len(opening_ids)
     source, sink = 0, 1
     tails = np.concatenate([np.full(ns, source), 2 + s_idx, 2 + ns + np.arange(no), [source]])
     heads = np.concatenate([2 + np.arange(ns), 2 + ns + o_idx, np.full(no, sink), [sink]])
     capacities = np.concatenate(
-        [np.ones(ns + n, np.int64), [max(0, slots.get(o, 0)) for o in opening_of], [ns]]
+        [np.ones(ns + n, np.int64), [max(0, slots.get(o, 0)) for o in opening_ids], [ns]]
     ).astype(np.int64)
     costs = np.concatenate([np.zeros(ns, np.int64), cost, np.zeros(no + 1, np.int64)])
     flow = min_cost_flow.SimpleMinCostFlow()

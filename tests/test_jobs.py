@@ -340,3 +340,21 @@ def _reference(db: ScratchDB, scope: str, today: Any) -> list[tuple[Any, ...]]:
             return cur.fetchall()
     finally:
         conn.close()
+
+
+def test_candidates_page_by_cursor(client: TestClient) -> None:
+    query = """query($after: String) { jobCandidates(scope: "310106015", first: 100,
+      after: $after) { totalCount pageInfo { hasNextPage endCursor }
+      edges { node { score seeker { id } opening { id } } } } }"""
+    seen: list[tuple[str, str]] = []
+    scores: list[float] = []
+    after = None
+    while True:
+        page = ok(client, query, after=after)["jobCandidates"]
+        seen += [(e["node"]["seeker"]["id"], e["node"]["opening"]["id"]) for e in page["edges"]]
+        scores += [e["node"]["score"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert len(seen) == len(set(seen)) == page["totalCount"] > 100
+    assert scores == sorted(scores, reverse=True)

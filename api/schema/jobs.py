@@ -6,6 +6,7 @@ roles that keep family files, inside their areas (row-level security)."""
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
@@ -291,10 +292,10 @@ async def job_candidates(
         seeker_id=_key(info, seeker_id, "JobSeeker", "seekerId"),
         opening_id=_key(info, opening_id, "JobOpening", "openingId"),
     )
-    keys = [[c.sort_key[0], c.sort_key[1], c.sort_key[2]] for c in found]
-    start = 0
-    if after_key is not None:
-        start = next((i + 1 for i, k in enumerate(keys) if tuple(k) == after_key), len(found))
+    # Best first: the page starts after the cursor's key (a binary search, nothing copied).
+    start = 0 if after_key is None else bisect.bisect_right(
+        found, tuple(after_key), key=lambda c: c.sort_key
+    )  # fmt: skip
     page = found[start : start + first]
 
     async def total() -> int:
