@@ -47,6 +47,14 @@ JobMatchState = values_enum(
 )
 
 
+async def merchant_of(info: Info, merchant_id: uuid.UUID) -> Merchant:
+    from api.schema.merchants import Merchant
+
+    found = await parent(info, Merchant, merchant_id)
+    assert found is not None
+    return found
+
+
 def today(info: Info) -> dt.date:
     return dt.datetime.now(ZoneInfo(info.context.settings.timezone)).date()
 
@@ -69,11 +77,7 @@ class JobOpening(Node):
 
     @strawberry.field
     async def merchant(self, info: Info) -> MerchantRef:
-        from api.schema.merchants import Merchant
-
-        found = await parent(info, Merchant, self.row["merchant_id"])
-        assert found is not None
-        return found
+        return await merchant_of(info, self.row["merchant_id"])
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> JobOpening:
@@ -237,11 +241,7 @@ class Offer:
 
     @strawberry.field
     async def merchant(self, info: Info) -> MerchantRef:
-        from api.schema.merchants import Merchant
-
-        found = await parent(info, Merchant, self.row["merchant_id"])
-        assert found is not None
-        return found
+        return await merchant_of(info, self.row["merchant_id"])
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Offer:
