@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response
 
 from api.maps import DEMO_SCOPE, MARKER_LIMIT, PAGE_HEADERS, _error_page
 from api.settings import Settings
-from api.web import request_caller
+from api.web import rate_limit, request_caller
 from geo import coverage, job_places, jobs
 from geo import queries as q
 from geo.access import FAMILY_FILE_ROLES, Caller
@@ -164,6 +164,7 @@ def jobs_html(
 async def jobs_page(request: Request) -> Response:
     """``/maps/jobs?scope=CODE&maxDistanceMeters=1500`` as the caller."""
     caller = await request_caller(request)
+    rate_limit(request, caller)
     params = request.query_params
     try:
         scope = params.get("scope", "").strip()
