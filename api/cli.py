@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -265,28 +266,12 @@ def map_coverage(scope: str, output: Path, level: str, as_of: str | None, code: 
     Example:
       gridmap map coverage --scope 310106015 -o coverage.html --worker JA015-GC-0001
     """
-    from api.auth import caller_of
     from api.maps import coverage_html, parse_day
-    from geo.access import PUBLIC
-    from geo.db import make_engine
-    from geo.errors import GridmapError
-    from maps.assets import AssetsMissing
 
-    settings = _settings()
-    caller = caller_of(_worker(code)) if code else PUBLIC
-    engine = make_engine(settings.require_database(), pool_size=1)
-    try:
-        page = coverage_html(
-            settings, engine, caller, scope=scope, level=level.upper(),
-            as_of=parse_day(as_of, "--as-of"), self_contained=True,
-        )  # fmt: skip
-    except (GridmapError, AssetsMissing) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        engine.dispose()
-    output.write_text(page, encoding="utf-8")
-    who = f"as {code}" if code else "as the public sees it"
-    click.echo(f"wrote {output} ({len(page) // 1024} KiB, {who})")
+    _write_map(output, code, lambda settings, engine, caller: coverage_html(
+        settings, engine, caller, scope=scope, level=level.upper(),
+        as_of=parse_day(as_of, "--as-of"), self_contained=True,
+    ))  # fmt: skip
 
 
 @map_group.command("jobs")
@@ -310,24 +295,28 @@ def map_jobs(scope: str, output: Path, max_distance: str | None, code: str | Non
     Example:
       gridmap map jobs --scope 310106015 -o jobs.html --worker JA015-GC-0001
     """
-    from api.auth import caller_of
     from api.job_maps import jobs_html, parse_distance
+
+    _write_map(output, code, lambda settings, engine, caller: jobs_html(
+        settings, engine, caller, scope=scope,
+        max_distance=parse_distance(max_distance, "--max-distance"), self_contained=True,
+    ))  # fmt: skip
+
+
+def _write_map(output: Path, code: str | None, draw: Callable[..., str]) -> None:
+    """Draw a map as ``--worker`` (the public without it) into a self-contained file; bad
+    input is an error naming the option, and no file is written."""
+    from api.auth import caller_of
     from geo.access import PUBLIC
     from geo.db import make_engine
     from geo.errors import GridmapError
     from maps.assets import AssetsMissing
 
     settings = _settings()
-    try:
-        meters = parse_distance(max_distance, "--max-distance")
-    except GridmapError as exc:
-        raise click.ClickException(str(exc)) from None
     caller = caller_of(_worker(code)) if code else PUBLIC
     engine = make_engine(settings.require_database(), pool_size=1)
     try:
-        page = jobs_html(
-            settings, engine, caller, scope=scope, max_distance=meters, self_contained=True
-        )
+        page = draw(settings, engine, caller)
     except (GridmapError, AssetsMissing) as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -10,20 +10,18 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
-from api.maps import DEMO_SCOPE, MARKER_LIMIT, PAGE_HEADERS, _error_page
+from api.maps import MARKER_LIMIT, map_page
 from api.settings import Settings
-from api.web import rate_limit, request_caller
 from geo import coverage, job_places, jobs
 from geo import queries as q
 from geo.access import FAMILY_FILE_ROLES, Caller
 from geo.audit import reads_sql
 from geo.db import scoped_session
-from geo.errors import BadInput, GridmapError
-from maps.assets import AssetsMissing, check_installed, inline_assets, use_local_assets
+from geo.errors import BadInput
+from maps.assets import check_installed, inline_assets, use_local_assets
 from maps.jobs import JobMapData, jobs_map
 
 DEFAULT_DISTANCE = 1500.0
@@ -163,20 +161,11 @@ def jobs_html(
 
 async def jobs_page(request: Request) -> Response:
     """``/maps/jobs?scope=CODE&maxDistanceMeters=1500`` as the caller."""
-    caller = await request_caller(request)
-    rate_limit(request, caller)
-    params = request.query_params
-    try:
-        scope = params.get("scope", "").strip()
-        if not scope:
-            raise BadInput("scope", f"required: an area code, e.g. ?scope={DEMO_SCOPE}")
-        page = await run_in_threadpool(
-            jobs_html, request.app.state.settings, request.app.state.engine, caller,
-            scope=scope, max_distance=parse_distance(params.get("maxDistanceMeters")),
-            self_contained=False,
+
+    def draw(settings: Settings, engine: Engine, caller: Caller, scope: str, params: Any) -> str:
+        return jobs_html(
+            settings, engine, caller, scope=scope,
+            max_distance=parse_distance(params.get("maxDistanceMeters")), self_contained=False,
         )  # fmt: skip
-    except GridmapError as exc:
-        return _error_page(400, exc.message)
-    except AssetsMissing as exc:
-        return _error_page(503, str(exc))
-    return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    return await map_page(request, draw)

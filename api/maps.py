@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -128,6 +129,23 @@ def parse_day(value: str | None, argument: str = "asOf") -> dt.date | None:
 
 async def coverage_page(request: Request) -> Response:
     """``/maps/coverage?scope=CODE&level=GRID&asOf=YYYY-MM-DD`` as the caller."""
+
+    def draw(settings: Settings, engine: Engine, caller: Caller, scope: str, params: Any) -> str:
+        level = params.get("level", "GRID").strip().upper()
+        return coverage_html(
+            settings, engine, caller, scope=scope, level=level,
+            as_of=parse_day(params.get("asOf")), self_contained=False,
+        )  # fmt: skip
+
+    return await map_page(request, draw)
+
+
+async def map_page(
+    request: Request, draw: Callable[[Settings, Engine, Caller, str, Any], str]
+) -> Response:
+    """A map page as its caller: rate-limited, ``scope`` required, drawn off the event loop
+    (``draw(settings, engine, caller, scope, query params)``), bad input a 400 page naming
+    the parameter."""
     caller = await request_caller(request)
     rate_limit(request, caller)
     params = request.query_params
@@ -136,10 +154,8 @@ async def coverage_page(request: Request) -> Response:
         if not scope:
             raise BadInput("scope", f"required: an area code, e.g. ?scope={DEMO_SCOPE}")
         page = await run_in_threadpool(
-            coverage_html, request.app.state.settings, request.app.state.engine, caller,
-            scope=scope, level=params.get("level", "GRID").strip().upper(),
-            as_of=parse_day(params.get("asOf")), self_contained=False,
-        )  # fmt: skip
+            draw, request.app.state.settings, request.app.state.engine, caller, scope, params
+        )
     except GridmapError as exc:
         return _error_page(400, exc.message)
     except AssetsMissing as exc:

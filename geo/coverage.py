@@ -8,7 +8,6 @@ Days are counted in the subdistrict's time zone: ``as_of`` is a local day, "toda
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +21,6 @@ from geo.errors import BadInput, NotFound
 # Cells by level: the width of their codes (a household's code starts with its building's).
 LEVELS = {"GRID": 15, "MICRO_GRID": 18, "BUILDING": 21}
 CELL_ENTITY = {"GRID": q.GRID, "MICRO_GRID": q.MICRO_GRID, "BUILDING": q.BUILDING}
-DEFAULT_CADENCE = {"A": 182, "B": 182, "C": 30}
 
 
 @dataclass(frozen=True)
@@ -166,26 +164,6 @@ def overdue_households(
         session=session, scope=scope, as_of=as_of, first=limit, after=None,
         household_class=household_class,
     ).rows  # fmt: skip
-
-
-def contact_status(
-    *, session: Session, household_id: uuid.UUID, code: str, as_of: dt.date | None = None
-) -> dict[str, Any] | None:
-    """One household's status (None if the caller may not see it or it has moved out)."""
-    day = as_of or today(session, code)
-    row = (
-        session.execute(
-            text(
-                f"SELECT {STATUS_COLUMNS}, s.contacted"
-                " FROM household_contact_status(:code, :as_of) s"
-                " WHERE s.household_id = :id"
-            ),
-            {"code": code, "as_of": day, "id": household_id},
-        )
-        .mappings()
-        .first()
-    )
-    return dict(row) if row else None
 
 
 # --------------------------------------------------------------------------------------------

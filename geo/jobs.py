@@ -44,7 +44,6 @@ SHIFT_HOURS = {
 }
 SHIFTS = tuple(SHIFT_HOURS)
 STATES = ("PROPOSED", "CONTACTED", "INTERVIEWED", "HIRED", "DECLINED")
-LIVE = ("PROPOSED", "CONTACTED", "INTERVIEWED")
 # Where a match may go from each state; DECLINED and HIRED are final.
 NEXT = {
     "PROPOSED": ("CONTACTED", "DECLINED"),
@@ -413,10 +412,7 @@ def openings_of(
         ),
         {"ids": list(merchant_ids)},
     ).mappings()
-    grouped: dict[uuid.UUID, list[dict[str, Any]]] = {m: [] for m in merchant_ids}
-    for r in rows:
-        grouped[r["merchant_id"]].append(dict(r))
-    return grouped
+    return q.group_rows(rows, "merchant_id", merchant_ids)
 
 
 def create_opening(
@@ -825,10 +821,7 @@ def events_of(*, session: Session, match_ids: Sequence[uuid.UUID]) -> dict[uuid.
         ),
         {"ids": list(match_ids)},
     ).mappings()
-    grouped: dict[uuid.UUID, list[dict[str, Any]]] = {m: [] for m in match_ids}
-    for r in rows:
-        grouped[r["match_id"]].append(dict(r))
-    return grouped
+    return q.group_rows(rows, "match_id", match_ids)
 
 
 def placements(

@@ -324,10 +324,7 @@ def persons_by_household(
 ) -> dict[uuid.UUID, list[Row]]:
     sql = f"""SELECT {PERSON.select} FROM person t
               WHERE t.household_id = ANY(:ids) ORDER BY t.code"""
-    grouped: dict[uuid.UUID, list[Row]] = {h: [] for h in household_ids}
-    for r in _all(session, sql, ids=list(household_ids)):
-        grouped[r["parent_id"]].append(r)
-    return grouped
+    return group_rows(_all(session, sql, ids=list(household_ids)), "parent_id", household_ids)
 
 
 def grids_by_worker(
@@ -335,7 +332,7 @@ def grids_by_worker(
 ) -> dict[uuid.UUID, list[Row]]:
     sql = f"""SELECT {GRID.select}, wg.worker_id FROM worker_grid wg
               JOIN grid t ON t.id = wg.grid_id WHERE wg.worker_id = ANY(:ids) ORDER BY t.code"""
-    return _group(_all(session, sql, ids=list(worker_ids)), "worker_id", worker_ids)
+    return group_rows(_all(session, sql, ids=list(worker_ids)), "worker_id", worker_ids, pop=True)
 
 
 def workers_by_grid(
@@ -344,7 +341,7 @@ def workers_by_grid(
     sql = f"""SELECT {WORKER.select}, wg.grid_id FROM worker_grid wg
               JOIN worker t ON t.id = wg.worker_id
               WHERE wg.grid_id = ANY(:ids) ORDER BY t.role, t.code"""
-    return _group(_all(session, sql, ids=list(grid_ids)), "grid_id", grid_ids)
+    return group_rows(_all(session, sql, ids=list(grid_ids)), "grid_id", grid_ids, pop=True)
 
 
 def place_at(*, session: Session, lon: float, lat: float) -> dict[str, Row | None]:
@@ -382,8 +379,13 @@ def _all(session: Session, sql: str, **params: Any) -> list[Row]:
     return [dict(r) for r in session.execute(text(sql), params).mappings()]
 
 
-def _group(rows: Iterable[Row], key: str, keys: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Row]]:
-    grouped: dict[uuid.UUID, list[Row]] = {k: [] for k in keys}
+def group_rows(
+    rows: Iterable[Any], key: str, keys: Sequence[Any], *, pop: bool = False
+) -> dict[Any, list[Row]]:
+    """Rows (dicts or mappings) by their ``key`` column, for data loaders: every one of
+    ``keys`` present, empty when it has none. ``pop``: the column was only there to group by."""
+    grouped: dict[Any, list[Row]] = {k: [] for k in keys}
     for r in rows:
-        grouped[r.pop(key)].append(r)
+        row = dict(r)
+        grouped[row.pop(key) if pop else row[key]].append(row)
     return grouped

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from geo import audit
+from geo import queries as q
 from geo.access import Caller, Role
 from geo.errors import BadInput, Conflict, Forbidden, NotFound
 from geo.family_files import CHANNELS
@@ -366,17 +367,13 @@ def visits_of(
     """The latest ``limit`` visits of each household, newest first (for data loaders)."""
     rows = session.execute(
         text(
-            f"SELECT k.hid, x.* FROM unnest(CAST(:ids AS uuid[])) AS k(hid), LATERAL ("
+            f"SELECT x.* FROM unnest(CAST(:ids AS uuid[])) AS k(hid), LATERAL ("
             f" SELECT {VISIT_COLUMNS} FROM visit v WHERE v.household_id = k.hid"
             " ORDER BY v.visited_at DESC LIMIT :limit) x"
         ),
         {"ids": household_ids, "limit": limit},
     ).mappings()
-    grouped: dict[uuid.UUID, list[dict[str, Any]]] = {h: [] for h in household_ids}
-    for r in rows:
-        row = dict(r)
-        grouped[row.pop("hid")].append(row)
-    return grouped
+    return q.group_rows(rows, "household_id", household_ids)
 
 
 def demands_by_visit(
@@ -390,10 +387,7 @@ def demands_by_visit(
         ),
         {"ids": visit_ids},
     ).mappings()
-    grouped: dict[uuid.UUID, list[dict[str, Any]]] = {i: [] for i in visit_ids}
-    for r in rows:
-        grouped[r["visit_id"]].append(dict(r))
-    return grouped
+    return q.group_rows(rows, "visit_id", visit_ids)
 
 
 def open_demands(

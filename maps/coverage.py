@@ -68,13 +68,7 @@ def coverage_map(
         layer.add_to(m)
     if data.overdue_c is not None:
         _overdue(data.overdue_c, ZoneInfo(data.timezone)).add_to(m)
-    folium.GeoJson(
-        data.scope_geometry, name="outline", control=False, interactive=False,
-        style_function=lambda _: {"color": "#333", "weight": 3, "fill": False},
-    ).add_to(m)  # fmt: skip
-    folium.LayerControl(collapsed=False).add_to(m)
-    west, south, east, north = shape(data.scope_geometry).bounds
-    m.fit_bounds([[south, west], [north, east]])
+    frame(m, data.scope_geometry)
     figure = m.get_root()
     title = f"走访覆盖 Visit coverage: {data.scope_name or ''} {data.scope}, {data.as_of}"
     figure.title = html.escape(title)
@@ -82,6 +76,17 @@ def coverage_map(
     figure.html.add_child(RawHtml(STYLE), name="coverage_style")
     figure.html.add_child(RawHtml(_legend(data, title)), name="legend")
     return m
+
+
+def frame(m: folium.Map, scope_geometry: dict[str, Any]) -> None:
+    """The scope's outline, the layer control, and the view fitted to the scope."""
+    folium.GeoJson(
+        scope_geometry, name="outline", control=False, interactive=False,
+        style_function=lambda _: {"color": "#333", "weight": 3, "fill": False},
+    ).add_to(m)  # fmt: skip
+    folium.LayerControl(collapsed=False).add_to(m)
+    west, south, east, north = shape(scope_geometry).bounds
+    m.fit_bounds([[south, west], [north, east]])
 
 
 def _cells(cells: list[dict[str, Any]], scale: LinearColormap, k: int | None) -> folium.GeoJson:

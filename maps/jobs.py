@@ -17,7 +17,7 @@ from branca.colormap import LinearColormap
 from shapely.geometry import shape
 
 from maps.assets import RawHtml
-from maps.coverage import COLOURS
+from maps.coverage import COLOURS, frame
 from maps.coverage import STYLE as COVERAGE_STYLE
 
 SHIFT_NAMES = {
@@ -93,13 +93,7 @@ def jobs_map(data: JobMapData, *, tiles: str | None = None, attribution: str = "
         _proposals(data.proposals, scale).add_to(m)
     if data.seekers is not None:
         _seekers(data.seekers).add_to(m)
-    folium.GeoJson(
-        data.scope_geometry, name="outline", control=False, interactive=False,
-        style_function=lambda _: {"color": "#333", "weight": 3, "fill": False},
-    ).add_to(m)  # fmt: skip
-    folium.LayerControl(collapsed=False).add_to(m)
-    west, south, east, north = shape(data.scope_geometry).bounds
-    m.fit_bounds([[south, west], [north, east]])
+    frame(m, data.scope_geometry)
     figure = m.get_root()
     title = (
         f"就业匹配 Jobs nearby: {data.scope_name or ''} {data.scope}, {data.today}, "
