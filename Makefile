@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 
 # Debian packages the project needs. Append here; `make deps` installs whatever is missing.
 # chromium and fonts-noto-cjk: tests/test_maps.py opens the maps in a headless browser.
-DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 acl chromium fonts-noto-cjk
+DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-15-pgrouting acl chromium fonts-noto-cjk
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 

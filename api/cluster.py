@@ -7,8 +7,8 @@ already runs, so the Makefile calls it every time.
 
 Roles: ``postgres`` (superuser, only for this module), ``gridmap`` (owns the database and the
 tables, runs migrations) and ``gridmap_app`` (the app; owns nothing, so row-level security
-applies to it). PostGIS is installed in ``template1``, because creating the extension needs a
-superuser and every database created later (the tests' too) should already have it.
+applies to it). PostGIS and pgRouting are installed in ``template1``, because creating them needs a
+superuser and every database created later (the tests' too) should already have them.
 
 PostgreSQL refuses to run as root, so under root the server runs as the OS user ``postgres``:
 it owns the data directory, and gets a POSIX ACL granting traverse (``x``) on each ancestor
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")
+PGROUTING_CONTROL = Path("/usr/share/postgresql/15/extension/pgrouting.control")
 
 DATA_DIR = VAR / "pgdata"
 LOG_FILE = VAR / "postgres.log"
@@ -264,6 +265,11 @@ def _check_installed() -> None:
         raise ClusterError(
             f"PostGIS for PostgreSQL 15 not found ({POSTGIS_CONTROL}): run `make deps` "
             "(installs postgresql-15-postgis-3)"
+        )
+    if not PGROUTING_CONTROL.is_file():
+        raise ClusterError(
+            f"pgRouting for PostgreSQL 15 not found ({PGROUTING_CONTROL}): run `make deps` "
+            "(installs postgresql-15-pgrouting)"
         )
     if _is_root():
         for tool, package in (("runuser", "util-linux"), ("setfacl", "acl")):
@@ -790,10 +796,11 @@ def _ensure_roles(port: int, pw: dict[str, str]) -> None:
             "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION",
             pw["gridmap_app_password"],
         )
-    # Every database created from now on (the tests' too) starts with PostGIS and a public
-    # schema where only its owner creates objects.
+    # Every database created from now on (the tests' too) starts with PostGIS, pgRouting and a
+    # public schema where only its owner creates objects.
     with _connect(port, "template1", SUPERUSER, pw["postgres_password"]) as cur:
         cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pgrouting")
         cur.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
 
 
@@ -811,6 +818,7 @@ def _ensure_database(port: int | None, pw: dict[str, str]) -> None:
         cur.execute(f'GRANT CONNECT ON DATABASE "{DATABASE}" TO "{APP_ROLE}"')
     with _connect(port, DATABASE, SUPERUSER, pw["postgres_password"]) as cur:
         cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pgrouting")
         cur.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         cur.execute(f'GRANT USAGE ON SCHEMA public TO "{APP_ROLE}"')
 

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from geo.routes import RouteSettings
+
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"
 ENV_FILE = VAR / "gridmap.env"
@@ -47,6 +49,20 @@ class Settings(BaseSettings):
     # grid center reaches (often an intranet one), and its attribution. None: no base map.
     map_tiles: str | None = None
     map_tiles_attribution: str = ""
+    # Walking routes: minutes per visit (a first visit takes longer), a block head's pace, and
+    # how long the route solver may search.
+    route_visit_minutes: int = Field(default=15, ge=1, le=240)
+    route_first_visit_minutes: int = Field(default=30, ge=1, le=240)
+    route_walk_metres_per_minute: float = Field(default=70.0, gt=0)
+    route_time_limit_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    def route_settings(self) -> RouteSettings:
+        return RouteSettings(
+            visit_minutes=self.route_visit_minutes,
+            first_visit_minutes=self.route_first_visit_minutes,
+            walk_metres_per_minute=self.route_walk_metres_per_minute,
+            time_limit_seconds=self.route_time_limit_seconds,
+        )
 
     @model_validator(mode="after")
     def _owner_defaults_to_app_url(self) -> Settings:

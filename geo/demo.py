@@ -60,16 +60,16 @@ from zoneinfo import ZoneInfo
 
 import psycopg2
 import shapely
-from shapely.geometry import MultiPolygon, Polygon, box
+from shapely.geometry import LineString, MultiPolygon, Polygon, box
 from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
-from geo import jobs
+from geo import jobs, network
 from geo import visits as geo_visits
 from geo.errors import GridmapError
 from geo.pii import Vault
 
-DEMO_VERSION = 4
+DEMO_VERSION = 5
 
 DATA = Path(__file__).with_name("data")
 DISTRICT_CODE = "310106"
@@ -115,6 +115,9 @@ TABLES = (
     "offer",
     "job_match",
     "job_match_event",
+    # Version 5's.
+    "walk_edge",
+    "walk_entrance",
 )
 # Large tables whose secondary indexes and foreign keys are rebuilt after the copy.
 BULK_TABLES = ("household", "person")
@@ -386,15 +389,7 @@ def _apportion(total: int, weights: Sequence[float]) -> list[int]:
     return out
 
 
-def _metres_per_degree(lat: float) -> tuple[float, float]:
-    """Metres per degree of longitude and of latitude at ``lat`` (WGS-84)."""
-    p = math.radians(lat)
-    mx = 111412.84 * math.cos(p) - 93.5 * math.cos(3 * p) + 0.118 * math.cos(5 * p)
-    my = 111132.92 - 559.82 * math.cos(2 * p) + 1.175 * math.cos(4 * p) - 0.0023 * math.cos(6 * p)
-    return mx, my
-
-
-_MX, _MY = _metres_per_degree(CENTRE_LAT)
+_MX, _MY = network.metres_per_degree(CENTRE_LAT)
 _KX, _KY = 1.0 / _MX, 1.0 / _MY
 _POINT = struct.Struct("<BIIdd").pack
 _EWKB_POINT = 0x20000001  # wkbPoint with the SRID flag
@@ -2555,7 +2550,7 @@ DECLINE_NOTES = {
     "CONTACTED": ("家里有老人要照顾，暂不考虑", "工资低于居民预期"),
     "INTERVIEWED": ("商户已招满", "面试未通过，商户想找有经验的"),
 }
-JOB_TABLES = TABLES[-5:]
+JOB_TABLES = TABLES[TABLES.index("job_opening") : TABLES.index("job_match_event") + 1]
 JOB_MERCHANTS = """
 SELECT m.id::text, m.code, m.name, m.category, s.code, s.timezone,
        (now() AT TIME ZONE s.timezone)::date, g.code,
@@ -2640,6 +2635,35 @@ def _load_v4_jobs(ctx: _Context) -> None:
         pairs = cur.fetchall()
         _history(ctx, pairs, openings, teams)
         bar.update(1)
+
+
+def _load_v5_network(ctx: _Context) -> None:
+    """Version 5: the walking network, from the plan's street centre lines (the edges of the
+    block cells, jogs and all; arterials as OpenStreetMap's ``primary``, the rest
+    ``residential``) and a path from each building's and office's door to its nearest street."""
+    with ctx.stage("network", "walking network", 2, "steps") as bar:
+        streets = _streets(ctx.plan)
+        bar.update(1)
+        counts = network.build(ctx.cur, streets)
+        ctx.counts["walk_edge"] = counts["edges"]
+        ctx.counts["walk_entrance"] = counts["entrances"]
+        bar.update(1)
+
+
+def _streets(plan: _Plan) -> list[network.Street]:
+    """Each side of each block cell, classed by the width of its street (half widths of 15 m
+    and more are the arterials); shared sides and jogs are noded by ``network``."""
+    sides: dict[tuple[float, ...], str] = {}
+    for c in plan.cells:
+        wide = {
+            (c.x0, c.y0, c.x0, c.y1): c.bx0 - c.x0, (c.x1, c.y0, c.x1, c.y1): c.x1 - c.bx1,
+            (c.x0, c.y0, c.x1, c.y0): c.by0 - c.y0, (c.x0, c.y1, c.x1, c.y1): c.y1 - c.by1,
+        }  # fmt: skip
+        for side, half in wide.items():
+            sides[side] = "primary" if half >= 15 else "residential"
+    lines = [LineString([(x0, y0), (x1, y1)]) for x0, y0, x1, y1 in sides]
+    degrees = shapely.transform(lines, _to_degrees)
+    return [network.Street(g, h) for g, h in zip(degrees, sides.values(), strict=True)]
 
 
 def _worker(team: _GridTeam | None, r: Callable[[], float]) -> str:
@@ -2909,6 +2933,7 @@ STEPS: list[tuple[int, Callable[[_Context], None]]] = [
     (2, _load_v2_logins),
     (3, _load_v3_visits),
     (4, _load_v4_jobs),
+    (5, _load_v5_network),
 ]
 
 

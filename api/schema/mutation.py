@@ -14,6 +14,7 @@ from api.schema.family_files import (
     update_family_file,
     update_member,
 )
+from api.schema.routes import plan_route, set_worker_schedule
 from api.schema.visits import record_visit
 
 
@@ -55,4 +56,12 @@ class Mutation:
     set_job_match_state = strawberry.field(
         resolver=jobs.set_job_match_state,
         description="Move a match along PROPOSED → CONTACTED → INTERVIEWED → HIRED, or DECLINED.",
+    )
+
+    plan_route = strawberry.field(
+        resolver=plan_route,
+        description="Plan a worker's day of visits and save it (replacing the day's plan).",
+    )
+    set_worker_schedule = strawberry.field(
+        resolver=set_worker_schedule, description="Set the week a worker's routes fit into."
     )

@@ -25,6 +25,7 @@ from api.schema.coverage import cadence_policy, coverage, overdue_households
 from api.schema.family_files import family_file
 from api.schema.merchants import Merchant
 from api.schema.relay import DEFAULT_PAGE, Connection, Node, parse_global_id
+from api.schema.routes import walking_route
 from api.schema.visits import talents, visit_node
 from api.schema.workers import Worker
 from geo import queries as q
@@ -119,6 +120,8 @@ class Query:
     job_proposals = strawberry.field(resolver=jobs.job_proposals)
     offers = strawberry.field(resolver=jobs.offers)
     placements = strawberry.field(resolver=jobs.placements)
+
+    walking_route = strawberry.field(resolver=walking_route)
 
     @strawberry.field(description="Any object by its global ID (Relay).")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:

@@ -9,6 +9,7 @@ from api.schema.base import RowNode, parent
 from api.schema.context import Info
 from api.schema.personal import personal
 from api.schema.relay import Node
+from api.schema.routes import Shift, worker_schedule
 from geo import queries as q
 from geo.models import WorkerRole as WorkerRoleValues
 
@@ -38,3 +39,7 @@ class Worker(RowNode, Node):
     @strawberry.field
     async def community(self, info: Info) -> Community | None:
         return await parent(info, Community, self.row["community_id"])
+
+    @strawberry.field(description="The week walking routes are planned in (local times).")
+    async def schedule(self, info: Info) -> list[Shift]:
+        return await worker_schedule(info, self.row["id"])

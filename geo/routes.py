@@ -1,0 +1,647 @@
+"""A block head's walking route for a day: the households due, in the order that walks least.
+
+Households due are those not contacted within their cadence on the day (``geo.coverage``'s
+rule), class C first, then the most overdue; class A are never walked to (they are contacted
+through their preferred channel). Each stop must fall inside both the household's visit times
+(the family file's ``visitTimes``) and the worker's shifts that day; distances are walking
+distances on the network (pgRouting, ``walk_edge``); the order is OR-Tools' vehicle routing with
+time windows, dropping the least due households when the day is full. A plan can be saved, so
+the GraphQL answer, the GPX file and the map show the same route.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import orjson
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo import audit
+from geo import queries as q
+from geo.access import FAMILY_FILE_ROLES, Caller
+from geo.errors import BadInput, Forbidden, NotFound
+from geo.workers import WORKER_FOR_AUTH
+
+WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+Interval = tuple[int, int]  # seconds after local midnight, start inclusive, end exclusive
+
+
+def _hm(value: str) -> int:
+    h, m = value.split(":")
+    return int(h) * 3600 + int(m) * 60
+
+
+# A worker with no schedule of their own: Monday to Friday 9:00–17:00 with an hour for lunch,
+# and Wednesday evening for the families only found in at night.
+DEFAULT_SHIFTS: dict[int, tuple[Interval, ...]] = {
+    d: ((_hm("09:00"), _hm("12:00")), (_hm("13:00"), _hm("17:00"))) for d in range(1, 6)
+}
+DEFAULT_SHIFTS[3] = (*DEFAULT_SHIFTS[3], (_hm("18:30"), _hm("20:30")))
+# When a household is found in, by the family file's visit times; a file that names none is
+# found in all day, every day.
+HOME_HOURS = {
+    "WEEKDAY_DAYTIME": (_hm("08:00"), _hm("18:00")),
+    "WEEKDAY_EVENING": (_hm("18:00"), _hm("21:30")),
+    "WEEKEND": (_hm("08:00"), _hm("21:30")),
+}
+ANY_TIME = (_hm("08:00"), _hm("21:30"))
+TIME_WORDS = {
+    "WEEKDAY_DAYTIME": "weekday daytime",
+    "WEEKDAY_EVENING": "weekday evenings",
+    "WEEKEND": "weekends",
+}
+MAX_STOPS = 200
+MAX_DAYS_AHEAD = 366
+# Households considered per stop asked for: the solver picks among them, most due first.
+POOL_PER_STOP = 3
+# The network around the stops that distances are computed on (degrees; ~1 km).
+MARGIN_DEG = 0.01
+
+
+@dataclass(frozen=True)
+class RouteSettings:
+    """How long visits take and how fast a block head walks; how long the solver may think."""
+
+    visit_minutes: int = 15
+    first_visit_minutes: int = 30
+    walk_metres_per_minute: float = 70.0  # 4.2 km/h, with crossings
+    time_limit_seconds: float = 1.0
+    deterministic: bool = False  # no time limit: the same instance gives the same tour
+
+
+@dataclass(frozen=True)
+class Stop:
+    order: int
+    household_id: uuid.UUID
+    household_code: str
+    household_class: str
+    arrival_at: dt.datetime
+    leg_m: float
+
+
+@dataclass(frozen=True)
+class Skip:
+    household_id: uuid.UUID
+    household_code: str
+    reason: str
+
+
+@dataclass
+class Route:
+    worker_id: uuid.UUID
+    worker_code: str
+    day: dt.date
+    start: str
+    max_stops: int
+    timezone: str
+    stops: list[Stop] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    return_m: float = 0.0
+    path: str | None = None  # GeoJSON LineString text
+    reason: str | None = None  # why the route is empty
+    planned_at: dt.datetime | None = None  # saved at; None: computed for this answer only
+    start_lonlat: tuple[float, float] | None = None
+
+    @property
+    def total_m(self) -> float:
+        return sum(s.leg_m for s in self.stops) + self.return_m
+
+    @property
+    def id(self) -> tuple[uuid.UUID, dt.date]:
+        return self.worker_id, self.day
+
+
+# --------------------------------------------------------------------------------------------
+# The solver, on a distance matrix: usable (and tested) without a database
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Node 0 is the start. ``windows[i]``: when a visit to node i may start (seconds after
+    midnight); ``service[i]``: its length; ``penalty[i]``: the cost of leaving node i out."""
+
+    metres: np.ndarray  # (n, n) integer metres
+    windows: Sequence[Sequence[Interval]]
+    service: Sequence[int]
+    penalty: Sequence[int]
+    day: Interval  # leave the start no earlier, be back no later
+    max_stops: int
+    metres_per_minute: float
+
+
+def solve(problem: Problem, settings: RouteSettings) -> list[tuple[int, int]]:
+    """The visited nodes in order, each with its arrival time (seconds after midnight)."""
+    from ortools.constraint_solver import pywrapcp, routing_enums_pb2  # slow to import
+
+    n = len(problem.metres)
+    if n <= 1:
+        return []
+    manager = pywrapcp.RoutingIndexManager(n, 1, 0)
+    routing = pywrapcp.RoutingModel(manager)
+    metres = problem.metres.astype(np.int64)
+    walk = np.ceil(metres * 60.0 / problem.metres_per_minute).astype(np.int64)
+    seconds = walk + np.asarray(problem.service, dtype=np.int64)[:, None]
+    distance = routing.RegisterTransitMatrix(metres.tolist())
+    routing.SetArcCostEvaluatorOfAllVehicles(distance)
+    duration = routing.RegisterTransitMatrix(seconds.tolist())
+    horizon = 2 * 86_400
+    routing.AddDimension(duration, horizon, horizon, False, "time")
+    time = routing.GetDimensionOrDie("time")
+    for end in (routing.Start(0), routing.End(0)):
+        time.CumulVar(end).SetRange(*problem.day)
+    count = routing.RegisterUnaryTransitVector([0] + [1] * (n - 1))
+    routing.AddDimension(count, 0, problem.max_stops, True, "stops")
+    for node in range(1, n):
+        index = manager.NodeToIndex(node)
+        windows = sorted(problem.windows[node])
+        cumul = time.CumulVar(index)
+        cumul.SetRange(windows[0][0], windows[-1][1])
+        for (_, gap_start), (gap_end, _) in zip(windows, windows[1:], strict=False):
+            if gap_end - gap_start > 1:
+                cumul.RemoveInterval(gap_start + 1, gap_end - 1)
+        routing.AddDisjunction([index], int(problem.penalty[node]))
+    routing.AddVariableMinimizedByFinalizer(time.CumulVar(routing.End(0)))
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
+    params.local_search_metaheuristic = (
+        routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
+    )
+    # Deterministic: a fixed amount of search. Otherwise the same, cut off by the time limit.
+    params.solution_limit = 20 * n + 200
+    if not settings.deterministic:
+        params.time_limit.FromMilliseconds(int(settings.time_limit_seconds * 1000))
+    solution = routing.SolveWithParameters(params)
+    if solution is None:
+        return []
+    out = []
+    index = routing.NextVar(routing.Start(0))
+    index = solution.Value(index)
+    while not routing.IsEnd(index):
+        out.append((manager.IndexToNode(index), solution.Min(time.CumulVar(index))))
+        index = solution.Value(routing.NextVar(index))
+    return out
+
+
+def tour_metres(metres: np.ndarray, order: Sequence[int]) -> int:
+    """Length of the closed tour 0 → order → 0."""
+    path = [0, *order, 0]
+    return int(sum(metres[a, b] for a, b in zip(path, path[1:], strict=False)))
+
+
+# --------------------------------------------------------------------------------------------
+# Schedules
+# --------------------------------------------------------------------------------------------
+
+
+def shifts(session: Session, worker_id: uuid.UUID) -> dict[int, tuple[Interval, ...]]:
+    """The worker's week (ISO weekday → intervals), the default when they have set none."""
+    rows = session.execute(
+        text(
+            "SELECT weekday, starts, ends FROM worker_shift WHERE worker_id = :w"
+            " ORDER BY weekday, starts"
+        ),
+        {"w": worker_id},
+    ).all()
+    if not rows:
+        return DEFAULT_SHIFTS
+    week: dict[int, list[Interval]] = {}
+    for weekday, starts, ends in rows:
+        week.setdefault(weekday, []).append((_seconds(starts), _seconds(ends)))
+    return {d: tuple(v) for d, v in week.items()}
+
+
+def set_shifts(
+    *,
+    session: Session,
+    caller: Caller,
+    worker_id: uuid.UUID,
+    week: Sequence[tuple[int, dt.time, dt.time]],
+) -> dict[int, tuple[Interval, ...]]:
+    """Replace a worker's week; an empty week restores the default."""
+    worker = _worker(session, worker_id, "input.workerId")
+    _check_may_plan(caller, worker, "input.workerId")
+    seen: dict[int, list[tuple[dt.time, dt.time]]] = {}
+    for i, (weekday, starts, ends) in enumerate(week):
+        where = f"input.shifts[{i}]"
+        if ends <= starts:
+            raise BadInput(where, f"ends {ends:%H:%M} is not after starts {starts:%H:%M}")
+        for a, b in seen.get(weekday, ()):
+            if starts < b and a < ends:
+                raise BadInput(
+                    where, f"{WEEKDAYS[weekday - 1]} {starts:%H:%M}–{ends:%H:%M} overlaps "
+                    f"{a:%H:%M}–{b:%H:%M}"
+                )  # fmt: skip
+        seen.setdefault(weekday, []).append((starts, ends))
+    session.execute(text("DELETE FROM worker_shift WHERE worker_id = :w"), {"w": worker_id})
+    for weekday, starts, ends in week:
+        session.execute(
+            text("INSERT INTO worker_shift VALUES (:w, :d, :s, :e)"),
+            {"w": worker_id, "d": weekday, "s": starts, "e": ends},
+        )
+    audit.record(
+        session=session, caller=caller, request_id=uuid.uuid4(), action="update",
+        entries=[{"household_id": None, "household_code": None, "fields": ["worker_shift"],
+                  "detail": {"worker": worker["code"], "shifts": len(week)}}],
+    )  # fmt: skip
+    return shifts(session, worker_id)
+
+
+def _seconds(t: dt.time) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+def clock(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+
+# --------------------------------------------------------------------------------------------
+# Planning against the database
+# --------------------------------------------------------------------------------------------
+
+DUE = """
+SELECT s.household_id, s.code, s.household_class, s.days_overdue, h.visit_times,
+       h.contact_preference, h.last_contact_at IS NULL AS first_visit, e.vertex,
+       ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat
+FROM household_contact_status(:area, :day) s
+JOIN household h ON h.id = s.household_id
+LEFT JOIN walk_entrance e ON e.code = left(s.code, 21)
+WHERE NOT s.contacted
+"""
+
+MATRIX = """
+SELECT start_vid, end_vid, agg_cost
+FROM pgr_dijkstraCostMatrix(:edges, CAST(:vertices AS bigint[]), directed => false)
+"""
+
+# The walk itself: each edge the way it is walked, then its points in order.
+PATH = """
+WITH walked AS (
+    SELECT p.seq, CASE WHEN p.node = e.source THEN e.geom ELSE ST_Reverse(e.geom) END AS geom
+    FROM pgr_dijkstraVia(:edges, CAST(:vertices AS bigint[]), directed => false) p
+    JOIN walk_edge e ON e.id = p.edge
+)
+SELECT ST_AsGeoJSON(ST_RemoveRepeatedPoints(ST_MakeLine(d.geom ORDER BY w.seq, d.path)), 7)
+FROM walked w, LATERAL ST_DumpPoints(w.geom) d
+"""
+
+
+def _worker(session: Session, worker_id: uuid.UUID, argument: str) -> dict[str, Any]:
+    row = session.execute(
+        text(
+            "SELECT a.*, s.timezone, c.code AS community_code FROM ("
+            + WORKER_FOR_AUTH
+            + " WHERE w.id = :id) a JOIN worker w ON w.id = a.id"
+            " JOIN subdistrict s ON s.id = w.subdistrict_id"
+            " LEFT JOIN community c ON c.id = w.community_id"
+        ),
+        {"id": worker_id},
+    ).mappings().first()
+    if row is None:
+        raise NotFound(argument, f"no worker {worker_id}")
+    return dict(row)
+
+
+def _check_may_plan(caller: Caller, worker: dict[str, Any], argument: str) -> None:
+    if caller.role not in FAMILY_FILE_ROLES or not caller.may_act_for(
+        worker["id"], worker["areas"]
+    ):
+        raise Forbidden(
+            argument, f"you may not plan or read the routes of worker {worker['code']}: a "
+            "worker's own, or those of the workers of your community or subdistrict"
+        )  # fmt: skip
+
+
+def check_day(day: dt.date, today: dt.date) -> None:
+    if day < today:
+        raise BadInput("date", f"{day} is in the past (today is {today}): plan today or later")
+    if (day - today).days > MAX_DAYS_AHEAD:
+        raise BadInput("date", f"{day} is more than a year ahead")
+
+
+def check_max_stops(max_stops: int, argument: str = "maxStops") -> None:
+    if not 1 <= max_stops <= MAX_STOPS:
+        raise BadInput(argument, f"{max_stops} is out of range: 1 to {MAX_STOPS} stops")
+
+
+def walking_route(
+    *,
+    session: Session,
+    caller: Caller,
+    worker_id: uuid.UUID,
+    day: dt.date,
+    max_stops: int = 20,
+    start: str | None = None,
+    settings: RouteSettings = RouteSettings(),
+) -> Route:
+    """The saved plan of the worker's day, or one computed now (not saved)."""
+    worker = _worker(session, worker_id, "workerId")
+    _check_may_plan(caller, worker, "workerId")
+    saved = saved_route(session, worker, day)
+    if saved is not None:
+        return saved
+    check_max_stops(max_stops)
+    return _plan(session, worker, day, max_stops, start, settings)
+
+
+def plan_route(
+    *,
+    session: Session,
+    caller: Caller,
+    worker_id: uuid.UUID,
+    day: dt.date,
+    max_stops: int = 20,
+    start: str | None = None,
+    settings: RouteSettings = RouteSettings(),
+) -> Route:
+    """Plan the worker's day and save it, replacing the day's earlier plan."""
+    worker = _worker(session, worker_id, "input.workerId")
+    _check_may_plan(caller, worker, "input.workerId")
+    check_max_stops(max_stops, "input.maxStops")
+    route = _plan(session, worker, day, max_stops, start, settings, argument="input.")
+    session.execute(
+        text("DELETE FROM route_plan WHERE worker_id = :w AND day = :d"),
+        {"w": worker_id, "d": day},
+    )
+    plan_id = session.execute(
+        text(
+            "INSERT INTO route_plan (worker_id, day, start_code, max_stops, areas, reason,"
+            " return_m, total_m, path, planned_by)"
+            " VALUES (:w, :d, :start, :max, :areas, :reason, :ret, :total,"
+            " ST_SetSRID(ST_GeomFromGeoJSON(:path), 4326), :by) RETURNING id, planned_at"
+        ),
+        {
+            "w": worker_id, "d": day, "start": route.start, "max": max_stops,
+            "areas": list(worker["areas"]), "reason": route.reason, "ret": route.return_m,
+            "total": route.total_m, "path": route.path, "by": caller.worker_code,
+        },  # fmt: skip
+    ).one()
+    if route.stops:
+        session.execute(
+            text(
+                "INSERT INTO route_stop (plan_id, position, household_id, household_code,"
+                " arrival_at, leg_m) SELECT :p, s.* FROM jsonb_to_recordset(CAST(:rows AS jsonb))"
+                " AS s(position integer, household_id uuid, household_code text,"
+                " arrival_at timestamptz, leg_m double precision)"
+            ),
+            {"p": plan_id.id, "rows": _json(
+                {"position": s.order, "household_id": s.household_id,
+                 "household_code": s.household_code, "arrival_at": s.arrival_at,
+                 "leg_m": s.leg_m} for s in route.stops)},
+        )  # fmt: skip
+    if route.skipped:
+        session.execute(
+            text(
+                "INSERT INTO route_skip (plan_id, household_id, household_code, reason)"
+                " SELECT :p, s.* FROM jsonb_to_recordset(CAST(:rows AS jsonb))"
+                " AS s(household_id uuid, household_code text, reason text)"
+            ),
+            {"p": plan_id.id, "rows": _json(
+                {"household_id": s.household_id, "household_code": s.household_code,
+                 "reason": s.reason} for s in route.skipped)},
+        )  # fmt: skip
+    audit.record(
+        session=session, caller=caller, request_id=uuid.uuid4(), action="create",
+        entries=[{"household_id": s.household_id, "household_code": s.household_code,
+                  "fields": ["route_stop"],
+                  "detail": {"worker": worker["code"], "day": day.isoformat(),
+                             "order": s.order}} for s in route.stops],
+    )  # fmt: skip
+    return replace(route, planned_at=plan_id.planned_at)
+
+
+def saved_route(session: Session, worker: dict[str, Any], day: dt.date) -> Route | None:
+    plan = session.execute(
+        text(
+            "SELECT p.id, p.start_code, p.max_stops, p.reason, p.return_m, p.planned_at,"
+            " ST_AsGeoJSON(p.path, 7) AS path, ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat"
+            " FROM route_plan p LEFT JOIN walk_entrance e ON e.code = p.start_code"
+            " WHERE p.worker_id = :w AND p.day = :d"
+        ),
+        {"w": worker["id"], "d": day},
+    ).mappings().first()
+    if plan is None:
+        return None
+    stops = session.execute(
+        text(
+            "SELECT s.position, s.household_id, s.household_code, h.household_class,"
+            " s.arrival_at, s.leg_m FROM route_stop s JOIN household h ON h.id = s.household_id"
+            " WHERE s.plan_id = :p ORDER BY s.position"
+        ),
+        {"p": plan["id"]},
+    ).all()
+    skipped = session.execute(
+        text(
+            "SELECT household_id, household_code, reason FROM route_skip WHERE plan_id = :p"
+            " ORDER BY household_code"
+        ),
+        {"p": plan["id"]},
+    ).all()
+    zone = ZoneInfo(worker["timezone"])
+    return Route(
+        worker_id=worker["id"], worker_code=worker["code"], day=day, start=plan["start_code"],
+        max_stops=plan["max_stops"], timezone=worker["timezone"],
+        stops=[Stop(o, h, c, k, at.astimezone(zone), m) for o, h, c, k, at, m in stops], skipped=[Skip(*r) for r in skipped],
+        return_m=plan["return_m"], path=plan["path"], reason=plan["reason"],
+        planned_at=plan["planned_at"],
+        start_lonlat=(plan["lon"], plan["lat"]) if plan["lon"] is not None else None,
+    )  # fmt: skip
+
+
+def _start_code(session: Session, worker: dict[str, Any], start: str | None, arg: str) -> str:
+    if start is None:
+        code = worker["community_code"] or next(
+            (a[:12] for a in worker["areas"] if len(a) >= 12), None
+        )
+        if code is None:
+            raise BadInput(arg + "start", f"worker {worker['code']} belongs to no community: "
+                           "give the start (a community or building code)")  # fmt: skip
+        return code
+    start = start.strip()
+    found = session.execute(
+        text("SELECT 1 FROM walk_entrance WHERE code = :c"), {"c": start}
+    ).first()
+    if found is None:
+        q.area_by_code(session=session, code=start, argument=arg + "start")  # NOT_FOUND if none
+        raise BadInput(
+            arg + "start", f"{start} has no entrance on the walking network: give a community "
+            "(its office) or a building code"
+        )  # fmt: skip
+    return start
+
+
+def _windows(
+    visit_times: Sequence[str], worker_day: Sequence[Interval], weekend: bool, service: int
+) -> list[Interval]:
+    """When a visit may start: inside a shift and the household's hours, and over by the end
+    of both."""
+    if visit_times:
+        keys = ["WEEKEND"] if weekend else [t for t in visit_times if t != "WEEKEND"]
+        home = [HOME_HOURS[k] for k in keys if k in visit_times]
+    else:
+        home = [ANY_TIME]
+    out = []
+    for a, b in worker_day:
+        for c, d in home:
+            lo, hi = max(a, c), min(b, d) - service
+            if hi >= lo:
+                out.append((lo, hi))
+    return sorted(out)
+
+
+def _plan(
+    session: Session,
+    worker: dict[str, Any],
+    day: dt.date,
+    max_stops: int,
+    start: str | None,
+    settings: RouteSettings,
+    argument: str = "",
+) -> Route:
+    zone = ZoneInfo(worker["timezone"])
+    check_day(day, dt.datetime.now(zone).date())
+    start_code = _start_code(session, worker, start, argument)
+    route = Route(
+        worker_id=worker["id"], worker_code=worker["code"], day=day, start=start_code,
+        max_stops=max_stops, timezone=worker["timezone"],
+    )  # fmt: skip
+    if not worker["areas"] or worker["role"] == "DEPARTMENT":
+        route.reason = f"worker {worker['code']} has no grid: nobody to visit"
+        return route
+    entrance = session.execute(
+        text("SELECT vertex, ST_X(geom), ST_Y(geom) FROM walk_entrance WHERE code = :c"),
+        {"c": start_code},
+    ).first()
+    if entrance is None:
+        route.reason = (
+            f"no walking network at {start_code}: the demo builds one; for imported data run "
+            "`gridmap network build --osm FILE`"
+        )
+        return route
+    route.start_lonlat = (entrance[1], entrance[2])
+    due = []
+    for area in worker["areas"]:
+        due.extend(session.execute(text(DUE), {"area": area, "day": day}).mappings())
+    if not due:
+        route.reason = f"nobody is due for a visit on {day} in {', '.join(worker['areas'])}"
+        return route
+    due.sort(key=lambda h: (h["household_class"] != "C", -h["days_overdue"], h["code"]))
+    week = shifts(session, worker["id"])
+    worker_day = week.get(day.isoweekday(), ())
+    weekend = day.isoweekday() >= 6
+    skipped: list[Skip] = []
+    pool: list[tuple[dict[str, Any], list[Interval], int]] = []
+    for h in due:
+        service = 60 * (settings.first_visit_minutes if h["first_visit"] else settings.visit_minutes)
+        reason = None
+        windows: list[Interval] = []
+        if h["household_class"] == "A":
+            reason = (f"class A: contact through their preferred channel "
+                      f"({h['contact_preference'] or 'PHONE'}), not a door visit")  # fmt: skip
+        elif h["vertex"] is None:
+            reason = "its building has no entrance on the walking network"
+        elif not worker_day:
+            reason = f"{worker['code']} has no shift on {WEEKDAYS[day.isoweekday() - 1]} {day}"
+        else:
+            windows = _windows(h["visit_times"] or (), worker_day, weekend, service)
+            if not windows:
+                found = ", ".join(TIME_WORDS[t] for t in h["visit_times"])
+                reason = (f"not at home during {worker['code']}'s shifts on {day} "
+                          f"(found in: {found})")  # fmt: skip
+        if reason:
+            skipped.append(Skip(h["household_id"], h["code"], reason))
+        else:
+            pool.append((h, windows, service))
+    cap = POOL_PER_STOP * max_stops
+    for h, _, _ in pool[cap:]:
+        skipped.append(Skip(h["household_id"], h["code"],
+                            f"less due than the {cap} households considered"))  # fmt: skip
+    pool = pool[:cap]
+    if not pool:
+        route.skipped = skipped
+        route.reason = f"none of the {len(due)} households due can be walked to on {day}"
+        return route
+
+    vertices = [entrance[0], *dict.fromkeys(h["vertex"] for h, _, _ in pool)]
+    lons = [entrance[1], *(h["lon"] for h, _, _ in pool)]
+    lats = [entrance[2], *(h["lat"] for h, _, _ in pool)]
+    edges = (
+        "SELECT id, source, target, length_m AS cost FROM walk_edge WHERE geom &&"
+        f" ST_MakeEnvelope({min(lons) - MARGIN_DEG!r}, {min(lats) - MARGIN_DEG!r},"
+        f" {max(lons) + MARGIN_DEG!r}, {max(lats) + MARGIN_DEG!r}, 4326)"
+    )
+    position = {v: i for i, v in enumerate(vertices)}
+    far = np.full((len(vertices), len(vertices)), np.inf)
+    np.fill_diagonal(far, 0.0)
+    for a, b, cost in session.execute(text(MATRIX), {"edges": edges, "vertices": vertices}):
+        far[position[a], position[b]] = cost
+    reachable = []
+    for h, windows, service in pool:
+        v = position[h["vertex"]]
+        if math.isinf(far[0, v]) or math.isinf(far[v, 0]):
+            skipped.append(Skip(h["household_id"], h["code"],
+                                f"not reachable from {start_code} on the walking network "
+                                "(a separate piece of it)"))  # fmt: skip
+        else:
+            reachable.append((h, windows, service))
+    if not reachable:
+        route.skipped = skipped
+        route.reason = f"no household due is reachable from {start_code} on the walking network"
+        return route
+
+    nodes = [0, *(position[h["vertex"]] for h, _, _ in reachable)]
+    metres = np.rint(far[np.ix_(nodes, nodes)]).astype(np.int64)
+    span = max(int(metres.max()), 1) * (len(nodes) + 1)  # longer than any tour
+    k = len(reachable)
+    problem = Problem(
+        metres=metres,
+        windows=[[(0, 0)], *(w for _, w, _ in reachable)],
+        service=[0, *(s for _, _, s in reachable)],
+        # Lexicographic: a more due household always outweighs any walking saved.
+        penalty=[0, *(span * (k - i) for i in range(k))],
+        day=(min(a for a, _ in worker_day), max(b for _, b in worker_day)),
+        max_stops=max_stops,
+        metres_per_minute=settings.walk_metres_per_minute,
+    )
+    visited = solve(problem, settings)
+    midnight = dt.datetime.combine(day, dt.time(), zone)
+    previous = 0
+    for order, (node, arrival) in enumerate(visited, start=1):
+        h = reachable[node - 1][0]
+        leg = float(far[nodes[previous], nodes[node]])
+        route.stops.append(Stop(
+            order, h["household_id"], h["code"], h["household_class"],
+            midnight + dt.timedelta(seconds=arrival), leg,
+        ))  # fmt: skip
+        previous = node
+    chosen = {node for node, _ in visited}
+    full = len(visited) >= max_stops
+    for i, (h, _, _) in enumerate(reachable, start=1):
+        if i not in chosen:
+            when = ", ".join(TIME_WORDS[t] for t in h["visit_times"] or ())
+            why = (f"maxStops ({max_stops}) reached by more due households" if full
+                   else f"no time left in {worker['code']}'s shifts on {day}"
+                   + (f" when they are found in ({when})" if when else ""))  # fmt: skip
+            skipped.append(Skip(h["household_id"], h["code"], why))
+    route.skipped = sorted(skipped, key=lambda s: s.household_code)
+    if not visited:
+        route.reason = f"no household due fits {worker['code']}'s shifts on {day}"
+        return route
+    route.return_m = float(far[nodes[previous], 0])
+    walk = [vertices[0], *(vertices[nodes[n]] for n, _ in visited), vertices[0]]
+    walk = [v for i, v in enumerate(walk) if i == 0 or v != walk[i - 1]]
+    if len(walk) > 1:
+        route.path = session.execute(text(PATH), {"edges": edges, "vertices": walk}).scalar()
+    return route
+
+
+def _json(rows: Any) -> str:
+    return orjson.dumps(list(rows), default=str).decode()
