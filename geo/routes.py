@@ -85,6 +85,8 @@ class Stop:
     household_class: str
     arrival_at: dt.datetime
     leg_m: float
+    lon: float  # the building's door, where the stop is
+    lat: float
 
 
 @dataclass(frozen=True)
@@ -418,6 +420,27 @@ def plan_route(
     return replace(route, planned_at=plan_id.planned_at)
 
 
+def saved_or_planned(
+    *,
+    session: Session,
+    caller: Caller,
+    worker_code: str,
+    day: dt.date,
+    settings: RouteSettings = RouteSettings(),
+) -> Route:
+    """The worker's saved plan for the day, planned with the defaults and saved first when
+    there is none (the GPX file, the map and ``gridmap route`` show what GraphQL shows)."""
+    found = session.execute(text("SELECT id FROM worker WHERE code = :c"), {"c": worker_code})
+    worker_id = found.scalar()
+    if worker_id is None:
+        raise NotFound("worker", f"no worker has staff number {worker_code!r}")
+    worker = _worker(session, worker_id, "worker")
+    _check_may_plan(caller, worker, "worker")
+    return saved_route(session, worker, day) or plan_route(
+        session=session, caller=caller, worker_id=worker_id, day=day, settings=settings
+    )
+
+
 def saved_route(session: Session, worker: dict[str, Any], day: dt.date) -> Route | None:
     plan = session.execute(
         text(
@@ -433,7 +456,9 @@ def saved_route(session: Session, worker: dict[str, Any], day: dt.date) -> Route
     stops = session.execute(
         text(
             "SELECT s.position, s.household_id, s.household_code, h.household_class,"
-            " s.arrival_at, s.leg_m FROM route_stop s JOIN household h ON h.id = s.household_id"
+            " s.arrival_at, s.leg_m, ST_X(e.geom), ST_Y(e.geom)"
+            " FROM route_stop s JOIN household h ON h.id = s.household_id"
+            " LEFT JOIN walk_entrance e ON e.code = left(s.household_code, 21)"
             " WHERE s.plan_id = :p ORDER BY s.position"
         ),
         {"p": plan["id"]},
@@ -449,7 +474,7 @@ def saved_route(session: Session, worker: dict[str, Any], day: dt.date) -> Route
     return Route(
         worker_id=worker["id"], worker_code=worker["code"], day=day, start=plan["start_code"],
         max_stops=plan["max_stops"], timezone=worker["timezone"],
-        stops=[Stop(o, h, c, k, at.astimezone(zone), m) for o, h, c, k, at, m in stops], skipped=[Skip(*r) for r in skipped],
+        stops=[Stop(o, h, c, k, at.astimezone(zone), m, x, y) for o, h, c, k, at, m, x, y in stops], skipped=[Skip(*r) for r in skipped],
         return_m=plan["return_m"], path=plan["path"], reason=plan["reason"],
         planned_at=plan["planned_at"],
         start_lonlat=(plan["lon"], plan["lat"]) if plan["lon"] is not None else None,
@@ -619,7 +644,7 @@ def _plan(
         leg = float(far[nodes[previous], nodes[node]])
         route.stops.append(Stop(
             order, h["household_id"], h["code"], h["household_class"],
-            midnight + dt.timedelta(seconds=arrival), leg,
+            midnight + dt.timedelta(seconds=arrival), leg, h["lon"], h["lat"],
         ))  # fmt: skip
         previous = node
     chosen = {node for node, _ in visited}
