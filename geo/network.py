@@ -11,6 +11,7 @@ builds it from its street lattice, an OpenStreetMap import from the ways it read
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from shapely.ops import substring
 # Vertices closer than this (metres) are one vertex; a door closer than this to its street needs
 # no path of its own.
 SNAP_M = 0.5
+# A door farther than this from every street gets no entrance (the street file does not cover
+# it): its households are left out of routes, named.
+MAX_DOOR_M = 500.0
 # What a door's path to the street is called (OpenStreetMap's highway=footway is a different
 # thing: a real path the data holds).
 ENTRANCE = "entrance"
@@ -64,7 +68,7 @@ class Door:
 class Network:
     edges: list[tuple[int, int, str, LineString]]  # source, target, highway, lon/lat line
     entrances: list[tuple[str, int, Any]]  # code, vertex, door point (lon/lat)
-    unreached: list[str]  # doors with no street to join (no street at all)
+    unreached: list[str]  # doors with no street within MAX_DOOR_M
 
 
 class _Local:
@@ -102,7 +106,9 @@ def plan_network(streets: Sequence[Street], doors: Sequence[Door]) -> Network:
     # Doors: the shortest line from each footprint (or office point) to its nearest piece.
     door_geoms = local.to_m(np.array([d.geom for d in doors], dtype=object))
     piece_tree = STRtree(noded)
-    which = piece_tree.query_nearest(door_geoms, return_distance=False, all_matches=False)
+    which = piece_tree.query_nearest(
+        door_geoms, max_distance=MAX_DOOR_M, return_distance=False, all_matches=False
+    )
     piece_of = np.full(len(doors), -1)
     piece_of[which[0]] = which[1]
     links = shapely.shortest_line(door_geoms, noded[np.maximum(piece_of, 0)])
@@ -127,7 +133,7 @@ def plan_network(streets: Sequence[Street], doors: Sequence[Door]) -> Network:
     for p, piece in enumerate(noded):
         length = piece.length
         stops = sorted({0.0, length, *(a for a in cuts.get(p, ()) if SNAP_M < a < length - SNAP_M)})
-        for a, b in zip(stops, stops[1:], strict=False):
+        for a, b in itertools.pairwise(stops):
             if b - a < 1e-6:
                 continue
             part = substring(piece, a, b)
@@ -135,6 +141,12 @@ def plan_network(streets: Sequence[Street], doors: Sequence[Door]) -> Network:
             s, t = vertex(x0, y0), vertex(x1, y1)
             if s != t:
                 edges_m.append((s, t, highway[p], part))
+            elif b - a > 2 * SNAP_M:  # a loop (a roundabout, a close): two halves
+                half = (a + b) / 2
+                mx, my = piece.interpolate(half).coords[0]
+                m = vertex(mx, my)
+                edges_m.append((s, m, highway[p], substring(piece, a, half)))
+                edges_m.append((m, t, highway[p], substring(piece, half, b)))
     entrances: list[tuple[str, int, Any]] = []
     unreached: list[str] = []
     for i, door in enumerate(doors):

@@ -12,6 +12,7 @@ the GraphQL answer, the GPX file and the map show the same route.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import uuid
 from collections.abc import Sequence
@@ -62,6 +63,8 @@ MAX_STOPS = 200
 MAX_DAYS_AHEAD = 366
 # Households considered per stop asked for: the solver picks among them, most due first.
 POOL_PER_STOP = 3
+# Solutions the search looks at per node when it must be deterministic (no time limit).
+SOLUTIONS_PER_NODE = 5
 # The network around the stops that distances are computed on (degrees; ~1 km).
 MARGIN_DEG = 0.01
 
@@ -94,6 +97,7 @@ class Skip:
     household_id: uuid.UUID
     household_code: str
     reason: str
+    channel: str | None = None  # class A: call (or message) them this way instead
 
 
 @dataclass
@@ -167,7 +171,7 @@ def solve(problem: Problem, settings: RouteSettings) -> list[tuple[int, int]]:
         windows = sorted(problem.windows[node])
         cumul = time.CumulVar(index)
         cumul.SetRange(windows[0][0], windows[-1][1])
-        for (_, gap_start), (gap_end, _) in zip(windows, windows[1:], strict=False):
+        for (_, gap_start), (gap_end, _) in itertools.pairwise(windows):
             if gap_end - gap_start > 1:
                 cumul.RemoveInterval(gap_start + 1, gap_end - 1)
         routing.AddDisjunction([index], int(problem.penalty[node]))
@@ -178,10 +182,18 @@ def solve(problem: Problem, settings: RouteSettings) -> list[tuple[int, int]]:
         routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     )
     # Deterministic: a fixed amount of search. Otherwise the same, cut off by the time limit.
-    params.solution_limit = 20 * n + 200
+    params.solution_limit = SOLUTIONS_PER_NODE * n + 50
     if not settings.deterministic:
         params.time_limit.FromMilliseconds(int(settings.time_limit_seconds * 1000))
-    solution = routing.SolveWithParameters(params)
+    routing.CloseModelWithParameters(params)
+    # Start from the most due stops walked nearest-first and untangled (2-opt) when that is
+    # feasible: the search only improves on it, so the tour is never longer than that.
+    wanted = sorted(range(1, n), key=lambda i: -problem.penalty[i])[: problem.max_stops]
+    hint = routing.ReadAssignmentFromRoutes([two_opt_tour(metres, wanted)], True)
+    if hint is not None:
+        solution = routing.SolveFromAssignmentWithParameters(hint, params)
+    else:
+        solution = routing.SolveWithParameters(params)
     if solution is None:
         return []
     out = []
@@ -193,10 +205,33 @@ def solve(problem: Problem, settings: RouteSettings) -> list[tuple[int, int]]:
     return out
 
 
+def two_opt_tour(metres: np.ndarray, nodes: Sequence[int]) -> list[int]:
+    """The textbook tour: ``nodes`` nearest neighbour first from node 0, then the first
+    shortening 2-opt move, again and again, until none is left."""
+    m = metres.tolist()
+    tour, left = [0], set(nodes)
+    while left:
+        here = m[tour[-1]]
+        nxt = min(left, key=lambda j: (here[j], j))
+        tour.append(nxt)
+        left.remove(nxt)
+    tour.append(0)
+    improved = True
+    while improved:
+        improved = False
+        for i in range(1, len(tour) - 2):
+            for j in range(i + 1, len(tour) - 1):
+                a, b, c, d = tour[i - 1], tour[i], tour[j], tour[j + 1]
+                if m[a][c] + m[b][d] < m[a][b] + m[c][d]:
+                    tour[i : j + 1] = reversed(tour[i : j + 1])
+                    improved = True
+    return tour[1:-1]
+
+
 def tour_metres(metres: np.ndarray, order: Sequence[int]) -> int:
     """Length of the closed tour 0 → order → 0."""
     path = [0, *order, 0]
-    return int(sum(metres[a, b] for a, b in zip(path, path[1:], strict=False)))
+    return int(sum(metres[a, b] for a, b in itertools.pairwise(path)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,36 +332,43 @@ FROM walked w, LATERAL ST_DumpPoints(w.geom) d
 
 
 def _worker(session: Session, worker_id: uuid.UUID, argument: str) -> dict[str, Any]:
-    row = session.execute(
-        text(
-            "SELECT a.*, s.timezone, c.code AS community_code FROM ("
-            + WORKER_FOR_AUTH
-            + " WHERE w.id = :id) a JOIN worker w ON w.id = a.id"
-            " JOIN subdistrict s ON s.id = w.subdistrict_id"
-            " LEFT JOIN community c ON c.id = w.community_id"
-        ),
-        {"id": worker_id},
-    ).mappings().first()
+    row = (
+        session.execute(
+            text(
+                "SELECT a.*, s.timezone, s.code AS subdistrict_code, c.code AS community_code"
+                " FROM (" + WORKER_FOR_AUTH + " WHERE w.id = :id) a JOIN worker w ON w.id = a.id"
+                " JOIN subdistrict s ON s.id = w.subdistrict_id"
+                " LEFT JOIN community c ON c.id = w.community_id"
+            ),
+            {"id": worker_id},
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise NotFound(argument, f"no worker {worker_id}")
     return dict(row)
 
 
+def _areas(worker: dict[str, Any]) -> list[str]:
+    """Where the worker's routes belong: their grids; with no grid yet, their community (or
+    subdistrict) all the same."""
+    return list(worker["areas"]) or [worker["community_code"] or worker["subdistrict_code"]]
+
+
 def _check_may_plan(caller: Caller, worker: dict[str, Any], argument: str) -> None:
-    if caller.role not in FAMILY_FILE_ROLES or not caller.may_act_for(
-        worker["id"], worker["areas"]
-    ):
+    if caller.role not in FAMILY_FILE_ROLES or not caller.may_act_for(worker["id"], _areas(worker)):
         raise Forbidden(
             argument, f"you may not plan or read the routes of worker {worker['code']}: a "
             "worker's own, or those of the workers of your community or subdistrict"
         )  # fmt: skip
 
 
-def check_day(day: dt.date, today: dt.date) -> None:
+def check_day(day: dt.date, today: dt.date, argument: str = "date") -> None:
     if day < today:
-        raise BadInput("date", f"{day} is in the past (today is {today}): plan today or later")
+        raise BadInput(argument, f"{day} is in the past (today is {today}): plan today or later")
     if (day - today).days > MAX_DAYS_AHEAD:
-        raise BadInput("date", f"{day} is more than a year ahead")
+        raise BadInput(argument, f"{day} is more than a year ahead")
 
 
 def check_max_stops(max_stops: int, argument: str = "maxStops") -> None:
@@ -381,10 +423,17 @@ def plan_route(
             " ST_SetSRID(ST_GeomFromGeoJSON(:path), 4326), :by) RETURNING id, planned_at"
         ),
         {
-            "w": worker_id, "d": day, "start": route.start, "max": max_stops,
-            "areas": list(worker["areas"]), "reason": route.reason, "ret": route.return_m,
-            "total": route.total_m, "path": route.path, "by": caller.worker_code,
-        },  # fmt: skip
+            "w": worker_id,
+            "d": day,
+            "start": route.start,
+            "max": max_stops,
+            "areas": _areas(worker),
+            "reason": route.reason,
+            "ret": route.return_m,
+            "total": route.total_m,
+            "path": route.path,
+            "by": caller.worker_code,
+        },
     ).one()
     if route.stops:
         session.execute(
@@ -402,13 +451,13 @@ def plan_route(
     if route.skipped:
         session.execute(
             text(
-                "INSERT INTO route_skip (plan_id, household_id, household_code, reason)"
+                "INSERT INTO route_skip (plan_id, household_id, household_code, reason, channel)"
                 " SELECT :p, s.* FROM jsonb_to_recordset(CAST(:rows AS jsonb))"
-                " AS s(household_id uuid, household_code text, reason text)"
+                " AS s(household_id uuid, household_code text, reason text, channel text)"
             ),
             {"p": plan_id.id, "rows": _json(
                 {"household_id": s.household_id, "household_code": s.household_code,
-                 "reason": s.reason} for s in route.skipped)},
+                 "reason": s.reason, "channel": s.channel} for s in route.skipped)},
         )  # fmt: skip
     audit.record(
         session=session, caller=caller, request_id=uuid.uuid4(), action="create",
@@ -442,15 +491,19 @@ def saved_or_planned(
 
 
 def saved_route(session: Session, worker: dict[str, Any], day: dt.date) -> Route | None:
-    plan = session.execute(
-        text(
-            "SELECT p.id, p.start_code, p.max_stops, p.reason, p.return_m, p.planned_at,"
-            " ST_AsGeoJSON(p.path, 7) AS path, ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat"
-            " FROM route_plan p LEFT JOIN walk_entrance e ON e.code = p.start_code"
-            " WHERE p.worker_id = :w AND p.day = :d"
-        ),
-        {"w": worker["id"], "d": day},
-    ).mappings().first()
+    plan = (
+        session.execute(
+            text(
+                "SELECT p.id, p.start_code, p.max_stops, p.reason, p.return_m, p.planned_at,"
+                " ST_AsGeoJSON(p.path, 7) AS path, ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat"
+                " FROM route_plan p LEFT JOIN walk_entrance e ON e.code = p.start_code"
+                " WHERE p.worker_id = :w AND p.day = :d"
+            ),
+            {"w": worker["id"], "d": day},
+        )
+        .mappings()
+        .first()
+    )
     if plan is None:
         return None
     stops = session.execute(
@@ -465,7 +518,8 @@ def saved_route(session: Session, worker: dict[str, Any], day: dt.date) -> Route
     ).all()
     skipped = session.execute(
         text(
-            "SELECT household_id, household_code, reason FROM route_skip WHERE plan_id = :p"
+            "SELECT household_id, household_code, reason, channel FROM route_skip"
+            " WHERE plan_id = :p"
             " ORDER BY household_code"
         ),
         {"p": plan["id"]},
@@ -474,7 +528,9 @@ def saved_route(session: Session, worker: dict[str, Any], day: dt.date) -> Route
     return Route(
         worker_id=worker["id"], worker_code=worker["code"], day=day, start=plan["start_code"],
         max_stops=plan["max_stops"], timezone=worker["timezone"],
-        stops=[Stop(o, h, c, k, at.astimezone(zone), m, x, y) for o, h, c, k, at, m, x, y in stops], skipped=[Skip(*r) for r in skipped],
+        stops=[Stop(o, h, c, k, at.astimezone(zone), m, x, y)
+               for o, h, c, k, at, m, x, y in stops],
+        skipped=[Skip(*r) for r in skipped],
         return_m=plan["return_m"], path=plan["path"], reason=plan["reason"],
         planned_at=plan["planned_at"],
         start_lonlat=(plan["lon"], plan["lat"]) if plan["lon"] is not None else None,
@@ -495,7 +551,12 @@ def _start_code(session: Session, worker: dict[str, Any], start: str | None, arg
         text("SELECT 1 FROM walk_entrance WHERE code = :c"), {"c": start}
     ).first()
     if found is None:
-        q.area_by_code(session=session, code=start, argument=arg + "start")  # NOT_FOUND if none
+        if len(start) == 21:
+            exists = session.execute(text("SELECT 1 FROM building WHERE code = :c"), {"c": start})
+            if exists.first() is None:
+                raise NotFound(arg + "start", f"no building has code {start!r}")
+        else:
+            q.area_by_code(session=session, code=start, argument=arg + "start")
         raise BadInput(
             arg + "start", f"{start} has no entrance on the walking network: give a community "
             "(its office) or a building code"
@@ -532,7 +593,7 @@ def _plan(
     argument: str = "",
 ) -> Route:
     zone = ZoneInfo(worker["timezone"])
-    check_day(day, dt.datetime.now(zone).date())
+    check_day(day, dt.datetime.now(zone).date(), argument + "date")
     start_code = _start_code(session, worker, start, argument)
     route = Route(
         worker_id=worker["id"], worker_code=worker["code"], day=day, start=start_code,
@@ -565,12 +626,14 @@ def _plan(
     skipped: list[Skip] = []
     pool: list[tuple[dict[str, Any], list[Interval], int]] = []
     for h in due:
-        service = 60 * (settings.first_visit_minutes if h["first_visit"] else settings.visit_minutes)
-        reason = None
+        service = 60 * (
+            settings.first_visit_minutes if h["first_visit"] else settings.visit_minutes
+        )
+        reason = channel = None
         windows: list[Interval] = []
         if h["household_class"] == "A":
-            reason = (f"class A: contact through their preferred channel "
-                      f"({h['contact_preference'] or 'PHONE'}), not a door visit")  # fmt: skip
+            channel = h["contact_preference"] or "PHONE"
+            reason = f"class A: contact through their preferred channel ({channel}), not a visit"
         elif h["vertex"] is None:
             reason = "its building has no entrance on the walking network"
         elif not worker_day:
@@ -582,7 +645,7 @@ def _plan(
                 reason = (f"not at home during {worker['code']}'s shifts on {day} "
                           f"(found in: {found})")  # fmt: skip
         if reason:
-            skipped.append(Skip(h["household_id"], h["code"], reason))
+            skipped.append(Skip(h["household_id"], h["code"], reason, channel))
         else:
             pool.append((h, windows, service))
     cap = POOL_PER_STOP * max_stops

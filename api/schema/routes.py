@@ -15,7 +15,7 @@ import strawberry
 from api.schema.areas import Household
 from api.schema.base import GeoJSON, parent
 from api.schema.context import Info
-from api.schema.family_files import entity_key
+from api.schema.family_files import ContactChannel, entity_key
 from geo import routes as r
 
 if TYPE_CHECKING:
@@ -49,12 +49,20 @@ class RouteStop:
 class SkippedHousehold:
     skip: strawberry.Private[r.Skip]
     reason: str
+    channel: ContactChannel | None = strawberry.field(
+        description="Class A: contact them through this channel instead (the call list)."
+    )
 
     @strawberry.field
     async def household(self, info: Info) -> Household:
         found = await parent(info, Household, self.skip.household_id)
         assert found is not None
         return found
+
+    @classmethod
+    def of(cls, skip: r.Skip) -> SkippedHousehold:
+        channel = ContactChannel(skip.channel) if skip.channel else None
+        return cls(skip=skip, reason=skip.reason, channel=channel)
 
 
 @strawberry.type(description="A worker's walking route for a day: from the start and back.")
@@ -67,12 +75,17 @@ class WalkingRoute:
     max_stops: int
     stops: list[RouteStop]
     skipped: list[SkippedHousehold]
+    calls: list[SkippedHousehold] = strawberry.field(
+        description="Class A households due: a phone or WeChat list, never a door visit."
+    )
     return_meters: float = strawberry.field(description="Walking metres from the last stop back.")
     total_meters: float = strawberry.field(description="All legs plus the way back.")
     path: GeoJSON | None = strawberry.field(
         description="The walk along the network: a GeoJSON LineString (null: no stops)."
     )
-    reason: str | None = strawberry.field(description="Why there are no stops, when there are none.")
+    reason: str | None = strawberry.field(
+        description="Why there are no stops, when there are none."
+    )
     planned_at: dt.datetime | None = strawberry.field(
         description="When the plan was saved (planRoute); null: computed for this answer."
     )
@@ -91,7 +104,8 @@ class WalkingRoute:
             route=route, date=route.day, start=route.start, max_stops=route.max_stops,
             stops=[RouteStop(stop=s, order=s.order, arrival_at=s.arrival_at, leg_meters=s.leg_m)
                    for s in route.stops],
-            skipped=[SkippedHousehold(skip=s, reason=s.reason) for s in route.skipped],
+            skipped=[SkippedHousehold.of(s) for s in route.skipped],
+            calls=[SkippedHousehold.of(s) for s in route.skipped if s.channel],
             return_meters=route.return_m, total_meters=route.total_m,
             path=orjson.Fragment(route.path) if route.path else None,
             reason=route.reason, planned_at=route.planned_at,

@@ -94,6 +94,8 @@ CREATE TABLE route_skip (
     household_id uuid NOT NULL REFERENCES household (id),
     household_code text COLLATE "C" NOT NULL,
     reason text NOT NULL,
+    -- Class A: the channel to contact them through instead.
+    channel text,
     PRIMARY KEY (plan_id, household_id)
 );
 CREATE INDEX ix_route_skip_household ON route_skip (household_id);
