@@ -21,6 +21,7 @@ from api.graphql import JSONResponse, graphql_endpoint
 from api.job_maps import jobs_page
 from api.limits import RateLimiter
 from api.maps import DEMO_SCOPE, coverage_page
+from api.route_maps import DEMO_WORKER, route_gpx_file, route_page
 from api.schema import sdl
 from api.settings import ROOT, Settings
 from api.web import (
@@ -41,6 +42,7 @@ LANDING = Path(__file__).with_name("landing.html")
 MAP_PAGES: list[tuple[str, str]] = [
     (f"/maps/coverage?scope={DEMO_SCOPE}&level=GRID", "走访覆盖图 Visit coverage map"),
     (f"/maps/jobs?scope={DEMO_SCOPE}&maxDistanceMeters=1500", "就业匹配图 Jobs nearby map"),
+    (f"/maps/route?worker={DEMO_WORKER}", "步行路线图 A block head's walking route today"),
 ]
 
 
@@ -75,6 +77,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/logout", logout, methods=["POST"]),
         Route("/maps/coverage", coverage_page),
         Route("/maps/jobs", jobs_page),
+        Route("/maps/route", route_page),
+        Route("/routes/{workerCode}/{date}.gpx", route_gpx_file),
         # Leaflet and the rest, from the npm packages `make assets` installs (maps/assets.py).
         Mount("/maps/assets", StaticFiles(directory=NODE_MODULES, check_dir=False)),
     ]

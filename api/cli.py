@@ -8,12 +8,21 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 
 from api.settings import ROOT, Settings
 from geo.errors import NotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from geo.access import Caller
+    from geo.routes import Route
+
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -239,6 +248,54 @@ def auth_password(code: str, password: str) -> None:
     click.echo(f"password set for {code}")
 
 
+@main.group()
+def network() -> None:
+    """The walking network that routes are planned on (streets, footpaths, entrances)."""
+
+
+@network.command("build")
+@click.option("--osm", "osm", required=True, type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="An OpenStreetMap file (.osm.pbf or .osm) covering the "
+              "buildings: its streets and footpaths become the network.")  # fmt: skip
+def network_build(osm: Path) -> None:
+    """Replace the walking network: the file's walkable highways (motorways left out) noded
+    where they cross, and each building and community office joined to the street nearest its
+    door. Run it after importing buildings or streets. One transaction: on any error the old
+    network stays. The demo builds its own network.
+
+    \b
+    Example:
+      gridmap network build --osm district.osm.pbf
+    """
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    from geo.errors import GridmapError
+    from geo.network import MAX_DOOR_M
+    from importers.osm_streets import build_network
+
+    url = make_url(_owner_url(_settings())).set(drivername="postgresql")
+    conn = psycopg2.connect(url.render_as_string(hide_password=False))
+    try:
+        with conn, conn.cursor() as cur:
+            counts = build_network(cur, osm)
+    except GridmapError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        conn.close()
+    click.echo(
+        f"walking network: {counts['edges']:,} edges from {counts['streets']:,} streets "
+        f"({counts['incomplete']:,} cut at the file's edge and {counts['not_walkable']:,} not "
+        f"walkable left out); {counts['entrances']:,} entrances"
+    )
+    if counts["unreached"]:
+        click.echo(
+            f"warning: {counts['unreached']:,} buildings or offices are more than "
+            f"{MAX_DOOR_M:.0f} m from every street in the file: they have no entrance, and "
+            "routes list their households as not walkable", err=True,
+        )  # fmt: skip
+
+
 @main.group("map")
 def map_group() -> None:
     """Maps as self-contained HTML files: they open from disk with no internet."""
@@ -306,6 +363,15 @@ def map_jobs(scope: str, output: Path, max_distance: str | None, code: str | Non
 def _write_map(output: Path, code: str | None, draw: Callable[..., str]) -> None:
     """Draw a map as ``--worker`` (the public without it) into a self-contained file; bad
     input is an error naming the option, and no file is written."""
+    page = _as_caller(code, draw)
+    output.write_text(page, encoding="utf-8")
+    who = f"as {code}" if code else "as the public sees it"
+    click.echo(f"wrote {output} ({len(page) // 1024} KiB, {who})")
+
+
+def _as_caller(code: str | None, work: Callable[..., T]) -> T:
+    """``work(settings, engine, caller)`` as the worker ``code`` (the public when None); its
+    errors (``GridmapError``, missing map assets) end the command with their message."""
     from api.auth import caller_of
     from geo.access import PUBLIC
     from geo.db import make_engine
@@ -316,14 +382,99 @@ def _write_map(output: Path, code: str | None, draw: Callable[..., str]) -> None
     caller = caller_of(_worker(code)) if code else PUBLIC
     engine = make_engine(settings.require_database(), pool_size=1)
     try:
-        page = draw(settings, engine, caller)
+        return work(settings, engine, caller)
     except (GridmapError, AssetsMissing) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
-    output.write_text(page, encoding="utf-8")
-    who = f"as {code}" if code else "as the public sees it"
-    click.echo(f"wrote {output} ({len(page) // 1024} KiB, {who})")
+
+
+@main.command("route")
+@click.option("--worker", "code", required=True, help="The block head's staff number (e.g. "
+              "JA015-WG-0001). The route is read as that worker, and recorded in the audit "
+              "log as read by them.")  # fmt: skip
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD",
+              help="The day [today in the worker's subdistrict].")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option("--map", "map_file", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the route map to this self-contained HTML file.")  # fmt: skip
+@click.option("--gpx", "gpx_file", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the route as GPX, for a phone's map app.")  # fmt: skip
+def route(
+    code: str, day: str | None, as_json: bool, map_file: Path | None, gpx_file: Path | None
+) -> None:
+    """Print a block head's walking route for a day: the stops in order with their arrival
+    times and the metres walked, the way back, and the households due that it leaves out and
+    why. It is the worker's saved plan for the day; when there is none, one is planned with
+    the defaults and saved first, so GraphQL (walkingRoute), the map and the GPX file show
+    the same route.
+
+    \b
+    Example:
+      gridmap route --worker JA015-WG-0001 --date 2026-12-02 --map route.html --gpx route.gpx
+    """
+    from api.maps import parse_day
+    from api.route_maps import route_data, route_gpx, route_html
+    from maps.assets import check_installed
+
+    def fetch(settings: Settings, engine: Engine, caller: Caller) -> tuple[Route, str | None]:
+        if map_file:
+            check_installed()  # before planning: a map that cannot be drawn saves nothing
+        found = route_data(
+            engine=engine, caller=caller, worker=code, day=parse_day(day, "--date"),
+            settings=settings.route_settings(), skipped_shown=None,
+        )  # fmt: skip
+        return found, route_html(settings, found, self_contained=True) if map_file else None
+
+    found, page = _as_caller(code, fetch)
+    click.echo(json.dumps(_route_json(found), indent=2, ensure_ascii=False) if as_json
+               else _route_table(found))  # fmt: skip
+    if map_file and page:
+        map_file.write_text(page, encoding="utf-8")
+        click.echo(f"wrote {map_file}", err=as_json)  # stdout stays JSON
+    if gpx_file:
+        gpx_file.write_text(route_gpx(found), encoding="utf-8")
+        click.echo(f"wrote {gpx_file}", err=as_json)
+
+
+def _route_table(route: Route) -> str:
+    """The route as a person reads it: a line per stop, the way back, what is left out."""
+    zone = ZoneInfo(route.timezone)
+    head = f"Walking route of {route.worker_code} on {route.day:%Y-%m-%d (%A)}, from {route.start}"
+    head += " and back" + (
+        f"; planned {route.planned_at.astimezone(zone):%Y-%m-%d %H:%M}" if route.planned_at else ""
+    )
+    lines = [head]
+    if route.stops:
+        width = max(len(s.household_code) for s in route.stops)
+        lines.append(f"{'#':>3}  arrives  {'household':<{width}}  class  {'leg m':>6}")
+        lines += [
+            f"{s.order:>3}  {s.arrival_at.astimezone(zone):%H:%M}    {s.household_code:<{width}}"
+            f"  {s.household_class:<5}  {s.leg_m:>6,.0f}"
+            for s in route.stops
+        ]
+        lines.append(f"back to {route.start}: {route.return_m:,.0f} m; total "
+                     f"{route.total_m:,.0f} m ({route.total_m / 1000:.1f} km)")  # fmt: skip
+    if route.reason:
+        lines.append(f"no stops: {route.reason}")
+    if route.skipped:
+        lines.append(f"skipped ({len(route.skipped)}):")
+        lines += [f"  {s.household_code}  {s.reason}" for s in route.skipped]
+    return "\n".join(lines)
+
+
+def _route_json(route: Route) -> dict[str, Any]:
+    """camelCase as in GraphQL's ``walkingRoute``; households by code, stops with their door."""
+    return {
+        "worker": route.worker_code, "date": route.day.isoformat(), "start": route.start,
+        "plannedAt": route.planned_at.isoformat() if route.planned_at else None,
+        "stops": [{"order": s.order, "household": s.household_code,
+                   "householdClass": s.household_class, "arrivalAt": s.arrival_at.isoformat(),
+                   "legMeters": s.leg_m, "lon": s.lon, "lat": s.lat} for s in route.stops],
+        "returnMeters": route.return_m, "totalMeters": route.total_m,
+        "skipped": [{"household": s.household_code, "reason": s.reason} for s in route.skipped],
+        "reason": route.reason, "path": json.loads(route.path) if route.path else None,
+    }  # fmt: skip
 
 
 @main.command()

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.maps import MARKER_LIMIT, map_page
+from api.maps import MARKER_LIMIT, map_page, render
 from api.settings import Settings
 from geo import coverage, job_places, jobs
 from geo import queries as q
@@ -21,7 +21,7 @@ from geo.access import FAMILY_FILE_ROLES, Caller
 from geo.audit import reads_sql
 from geo.db import scoped_session
 from geo.errors import BadInput
-from maps.assets import check_installed, inline_assets, use_local_assets
+from maps.assets import check_installed
 from maps.jobs import JobMapData, jobs_map
 
 DEFAULT_DISTANCE = 1500.0
@@ -152,11 +152,7 @@ def jobs_html(
     check_installed()
     data = jobs_data(engine=engine, caller=caller, scope=scope, max_distance=max_distance)
     m = jobs_map(data, tiles=settings.map_tiles, attribution=settings.map_tiles_attribution)
-    if self_contained:
-        inline_assets(m)
-    else:
-        use_local_assets(m)
-    return m.get_root().render()
+    return render(m, self_contained=self_contained)
 
 
 async def jobs_page(request: Request) -> Response:

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import folium
 import orjson
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from api.settings import Settings
-from api.web import rate_limit, request_caller
+from api.web import request_caller
 from geo import coverage
 from geo import queries as q
 from geo.access import FAMILY_FILE_ROLES, Caller
@@ -111,6 +112,11 @@ def coverage_html(
         k_anonymity=settings.k_anonymity, timezone=settings.timezone,
     )  # fmt: skip
     m = coverage_map(data, tiles=settings.map_tiles, attribution=settings.map_tiles_attribution)
+    return render(m, self_contained=self_contained)
+
+
+def render(m: folium.Map, *, self_contained: bool) -> str:
+    """The map's page: its assets linked from the app, or written into it for a file."""
     if self_contained:
         inline_assets(m)
     else:
@@ -143,24 +149,36 @@ async def coverage_page(request: Request) -> Response:
 async def map_page(
     request: Request, draw: Callable[[Settings, Engine, Caller, str, Any], str]
 ) -> Response:
-    """A map page as its caller: rate-limited, ``scope`` required, drawn off the event loop
-    (``draw(settings, engine, caller, scope, query params)``), bad input a 400 page naming
-    the parameter."""
-    caller = await request_caller(request)
-    rate_limit(request, caller)
+    """A map page with ``scope`` required (``draw(settings, engine, caller, scope, query
+    params)``), answered as ``caller_page`` answers."""
     params = request.query_params
-    try:
+
+    def page(settings: Settings, engine: Engine, caller: Caller) -> Response:
         scope = params.get("scope", "").strip()
         if not scope:
             raise BadInput("scope", f"required: an area code, e.g. ?scope={DEMO_SCOPE}")
-        page = await run_in_threadpool(
-            draw, request.app.state.settings, request.app.state.engine, caller, scope, params
+        return HTMLResponse(draw(settings, engine, caller, scope, params), headers=PAGE_HEADERS)
+
+    return await caller_page(request, page)
+
+
+async def caller_page(
+    request: Request,
+    answer: Callable[[Settings, Engine, Caller], Response],
+    status_of: Callable[[GridmapError], int] = lambda _: 400,
+) -> Response:
+    """A page or file as its caller: credentials and the rate limit (``request_caller``), made
+    off the event loop (``answer(settings, engine, caller)``), an error a page naming the
+    parameter (400 unless ``status_of`` says otherwise), missing map assets a 503 page."""
+    caller = await request_caller(request)
+    try:
+        return await run_in_threadpool(
+            answer, request.app.state.settings, request.app.state.engine, caller
         )
     except GridmapError as exc:
-        return _error_page(400, exc.message)
+        return _error_page(status_of(exc), exc.message)
     except AssetsMissing as exc:
         return _error_page(503, str(exc))
-    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 def _error_page(status: int, message: str) -> Response:

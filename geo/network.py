@@ -195,7 +195,7 @@ def doors(cur: Any) -> list[Door]:
 def store(cur: Any, network: Network) -> dict[str, int]:
     """Replace the network in the database (a psycopg2 cursor of the tables' owner, inside the
     caller's transaction); lengths are measured on the spheroid."""
-    cur.execute("TRUNCATE walk_edge, walk_entrance")
+    cur.execute("TRUNCATE walk_edge, walk_entrance RESTART IDENTITY")
     cur.execute(
         "CREATE TEMP TABLE walk_edge_in (source bigint, target bigint, highway text,"
         " geom geometry(LineString, 4326)) ON COMMIT DROP"

@@ -264,8 +264,7 @@ def set_shifts(
     week: Sequence[tuple[int, dt.time, dt.time]],
 ) -> dict[int, tuple[Interval, ...]]:
     """Replace a worker's week; an empty week restores the default."""
-    worker = _worker(session, worker_id, "input.workerId")
-    _check_may_plan(caller, worker, "input.workerId")
+    worker = _worker(session, caller, worker_id, "input.workerId")
     seen: dict[int, list[tuple[dt.time, dt.time]]] = {}
     for i, (weekday, starts, ends) in enumerate(week):
         where = f"input.shifts[{i}]"
@@ -331,7 +330,17 @@ FROM walked w, LATERAL ST_DumpPoints(w.geom) d
 """
 
 
-def _worker(session: Session, worker_id: uuid.UUID, argument: str) -> dict[str, Any]:
+def _require_staff(caller: Caller, argument: str) -> None:
+    if caller.role not in FAMILY_FILE_ROLES:
+        raise Forbidden(argument, "you may not read walking routes: they are for family-file staff")
+
+
+def _worker(
+    session: Session, caller: Caller, worker_id: uuid.UUID, argument: str
+) -> dict[str, Any]:
+    """The worker whose routes the caller may plan and read, or an error naming ``argument``
+    (the public learns nothing of which workers exist)."""
+    _require_staff(caller, argument)
     row = (
         session.execute(
             text(
@@ -347,21 +356,19 @@ def _worker(session: Session, worker_id: uuid.UUID, argument: str) -> dict[str, 
     )
     if row is None:
         raise NotFound(argument, f"no worker {worker_id}")
-    return dict(row)
+    worker = dict(row)
+    if not caller.may_act_for(worker["id"], _areas(worker)):
+        raise Forbidden(
+            argument, f"you may not plan or read the routes of worker {worker['code']}: a "
+            "worker's own, or those of the workers of your community or subdistrict"
+        )  # fmt: skip
+    return worker
 
 
 def _areas(worker: dict[str, Any]) -> list[str]:
     """Where the worker's routes belong: their grids; with no grid yet, their community (or
     subdistrict) all the same."""
     return list(worker["areas"]) or [worker["community_code"] or worker["subdistrict_code"]]
-
-
-def _check_may_plan(caller: Caller, worker: dict[str, Any], argument: str) -> None:
-    if caller.role not in FAMILY_FILE_ROLES or not caller.may_act_for(worker["id"], _areas(worker)):
-        raise Forbidden(
-            argument, f"you may not plan or read the routes of worker {worker['code']}: a "
-            "worker's own, or those of the workers of your community or subdistrict"
-        )  # fmt: skip
 
 
 def check_day(day: dt.date, today: dt.date, argument: str = "date") -> None:
@@ -387,8 +394,7 @@ def walking_route(
     settings: RouteSettings = RouteSettings(),
 ) -> Route:
     """The saved plan of the worker's day, or one computed now (not saved)."""
-    worker = _worker(session, worker_id, "workerId")
-    _check_may_plan(caller, worker, "workerId")
+    worker = _worker(session, caller, worker_id, "workerId")
     saved = saved_route(session, worker, day)
     if saved is not None:
         return saved
@@ -407,9 +413,9 @@ def plan_route(
     settings: RouteSettings = RouteSettings(),
 ) -> Route:
     """Plan the worker's day and save it, replacing the day's earlier plan."""
-    worker = _worker(session, worker_id, "input.workerId")
-    _check_may_plan(caller, worker, "input.workerId")
+    worker = _worker(session, caller, worker_id, "input.workerId")
     check_max_stops(max_stops, "input.maxStops")
+    _lock(session, worker_id, day)
     route = _plan(session, worker, day, max_stops, start, settings, argument="input.")
     session.execute(
         text("DELETE FROM route_plan WHERE worker_id = :w AND day = :d"),
@@ -439,14 +445,15 @@ def plan_route(
         session.execute(
             text(
                 "INSERT INTO route_stop (plan_id, position, household_id, household_code,"
-                " arrival_at, leg_m) SELECT :p, s.* FROM jsonb_to_recordset(CAST(:rows AS jsonb))"
+                " household_class, arrival_at, leg_m)"
+                " SELECT :p, s.* FROM jsonb_to_recordset(CAST(:rows AS jsonb))"
                 " AS s(position integer, household_id uuid, household_code text,"
-                " arrival_at timestamptz, leg_m double precision)"
+                " household_class text, arrival_at timestamptz, leg_m double precision)"
             ),
             {"p": plan_id.id, "rows": _json(
                 {"position": s.order, "household_id": s.household_id,
-                 "household_code": s.household_code, "arrival_at": s.arrival_at,
-                 "leg_m": s.leg_m} for s in route.stops)},
+                 "household_code": s.household_code, "household_class": s.household_class,
+                 "arrival_at": s.arrival_at, "leg_m": s.leg_m} for s in route.stops)},
         )  # fmt: skip
     if route.skipped:
         session.execute(
@@ -474,19 +481,36 @@ def saved_or_planned(
     session: Session,
     caller: Caller,
     worker_code: str,
-    day: dt.date,
+    day: dt.date | None = None,
     settings: RouteSettings = RouteSettings(),
 ) -> Route:
-    """The worker's saved plan for the day, planned with the defaults and saved first when
-    there is none (the GPX file, the map and ``gridmap route`` show what GraphQL shows)."""
+    """The worker's saved plan for the day (today in their subdistrict when None), planned with
+    the defaults and saved first when there is none (the GPX file, the map and ``gridmap
+    route`` show what GraphQL shows)."""
+    _require_staff(caller, "worker")
     found = session.execute(text("SELECT id FROM worker WHERE code = :c"), {"c": worker_code})
     worker_id = found.scalar()
     if worker_id is None:
         raise NotFound("worker", f"no worker has staff number {worker_code!r}")
-    worker = _worker(session, worker_id, "worker")
-    _check_may_plan(caller, worker, "worker")
-    return saved_route(session, worker, day) or plan_route(
+    worker = _worker(session, caller, worker_id, "worker")
+    today = dt.datetime.now(ZoneInfo(worker["timezone"])).date()
+    day = day or today
+    _lock(session, worker_id, day)
+    saved = saved_route(session, worker, day)
+    if saved is not None:
+        return saved
+    check_day(day, today)
+    return plan_route(
         session=session, caller=caller, worker_id=worker_id, day=day, settings=settings
+    )
+
+
+def _lock(session: Session, worker_id: uuid.UUID, day: dt.date) -> None:
+    """One planner of a worker's day at a time (the map and the GPX file opened at once, a
+    double tap): the others wait, then find its plan."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"route_plan:{worker_id}:{day}"},
     )
 
 
@@ -508,10 +532,9 @@ def saved_route(session: Session, worker: dict[str, Any], day: dt.date) -> Route
         return None
     stops = session.execute(
         text(
-            "SELECT s.position, s.household_id, s.household_code, h.household_class,"
+            "SELECT s.position, s.household_id, s.household_code, s.household_class,"
             " s.arrival_at, s.leg_m, ST_X(e.geom), ST_Y(e.geom)"
-            " FROM route_stop s JOIN household h ON h.id = s.household_id"
-            " LEFT JOIN walk_entrance e ON e.code = left(s.household_code, 21)"
+            " FROM route_stop s LEFT JOIN walk_entrance e ON e.code = left(s.household_code, 21)"
             " WHERE s.plan_id = :p ORDER BY s.position"
         ),
         {"p": plan["id"]},
@@ -622,6 +645,10 @@ def _plan(
     due.sort(key=lambda h: (h["household_class"] != "C", -h["days_overdue"], h["code"]))
     week = shifts(session, worker["id"])
     worker_day = week.get(day.isoweekday(), ())
+    now = dt.datetime.now(zone)
+    if day == now.date():  # what is left of today
+        at = now.hour * 3600 + now.minute * 60 + now.second
+        worker_day = tuple((max(a, at), b) for a, b in worker_day if b > at)
     weekend = day.isoweekday() >= 6
     skipped: list[Skip] = []
     pool: list[tuple[dict[str, Any], list[Interval], int]] = []
@@ -637,7 +664,9 @@ def _plan(
         elif h["vertex"] is None:
             reason = "its building has no entrance on the walking network"
         elif not worker_day:
-            reason = f"{worker['code']} has no shift on {WEEKDAYS[day.isoweekday() - 1]} {day}"
+            left = " left" if day == now.date() else ""
+            weekday = WEEKDAYS[day.isoweekday() - 1]
+            reason = f"{worker['code']} has no shift{left} on {weekday} {day}"
         else:
             windows = _windows(h["visit_times"] or (), worker_day, weekend, service)
             if not windows:
@@ -658,7 +687,7 @@ def _plan(
         route.reason = f"none of the {len(due)} households due can be walked to on {day}"
         return route
 
-    vertices = [entrance[0], *dict.fromkeys(h["vertex"] for h, _, _ in pool)]
+    vertices = list(dict.fromkeys([entrance[0], *(h["vertex"] for h, _, _ in pool)]))
     lons = [entrance[1], *(h["lon"] for h, _, _ in pool)]
     lats = [entrance[2], *(h["lat"] for h, _, _ in pool)]
     edges = (

@@ -26,7 +26,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     "command", [[], ["db"], ["db", "up"], ["db", "migrate"], ["db", "status"], ["db", "reset"],
                 ["db", "down"], ["demo"], ["serve"], ["schema"], ["auth"], ["auth", "token"],
                 ["auth", "demo-tokens"], ["auth", "revoke"], ["auth", "password"], ["map"],
-                ["map", "coverage"], ["map", "jobs"]]
+                ["map", "coverage"], ["map", "jobs"], ["route"], ["network"],
+                ["network", "build"]]
 )  # fmt: skip
 def test_every_command_explains_itself(command: list[str]) -> None:
     done = run(*command, "--help")

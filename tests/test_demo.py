@@ -754,11 +754,13 @@ DUMP = {
     "offer": "id, merchant_id, title, description, radius_meters, valid_from, valid_until",
     "job_match": "id, seeker_id, opening_id, state, score, distance_meters, created_at, updated_at",
     "job_match_event": "id, match_id, from_state, to_state, at, worker_code, note",
+    "walk_edge": "id, source, target, highway, round(length_m::numeric, 6), ST_AsEWKB(geom)",
+    "walk_entrance": "code, vertex, ST_AsEWKB(geom)",
 }
 
 
 DUMP_BY_CODE = ("subdistrict", "community", "grid", "micro_grid", "building", "household",
-                "person", "worker", "merchant", "job_opening")  # fmt: skip
+                "person", "worker", "merchant", "job_opening", "walk_entrance")  # fmt: skip
 
 
 def _digest(url: str, tables: tuple[str, ...] = tuple(DUMP)) -> dict[str, str]:
@@ -887,7 +889,7 @@ def test_a_version_2_demo_gains_the_visit_history(
     summary = load_demo(secret_key=KEY, url=target, progress=False)
     assert summary.status == "upgraded"
     assert summary.counts["visit"] > 5000 and summary.counts["cadence_policy"] == 1
-    assert demo_info(url=target)["version"] == DEMO_VERSION == 4
+    assert demo_info(url=target)["version"] == DEMO_VERSION
     assert _rows(target, schema) == before
     fresh, upgraded = _digest(url), _digest(target)
     for table in ("household", *demo.HISTORY_TABLES):
@@ -907,12 +909,31 @@ def test_a_version_3_demo_gains_the_jobs(
     assert all(_one(target, f"SELECT count(*) FROM {t}") == 0 for t in demo.JOB_TABLES)
     assert _one(target, "SELECT count(*) FROM merchant WHERE contact IS NOT NULL") == 0
     summary = load_demo(secret_key=KEY, url=target, progress=False)
-    assert summary.status == "upgraded" and demo_info(url=target)["version"] == 4
+    assert summary.status == "upgraded" and demo_info(url=target)["version"] == DEMO_VERSION
     assert summary.counts["job_opening"] > 60 and summary.counts["job_match"] > 0
     tables = ("merchant", *demo.JOB_TABLES)
     fresh, upgraded = _digest(url, tables), _digest(target, tables)
     for table in tables:
         assert upgraded[table] == fresh[table], table
+
+
+def test_a_version_4_demo_gains_the_walking_network(
+    url: str, scratch: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same network as a fresh load, every building and office with its entrance."""
+    target = scratch("v4")
+    monkeypatch.setattr(demo, "DEMO_VERSION", 4)
+    monkeypatch.setattr(demo, "STEPS", demo.STEPS[:4])
+    load_demo(secret_key=KEY, url=target, progress=False)
+    monkeypatch.undo()
+    assert _one(target, "SELECT count(*) FROM walk_edge") == 0
+    summary = load_demo(secret_key=KEY, url=target, progress=False)
+    assert summary.status == "upgraded" and summary.counts["walk_edge"] > 500
+    assert summary.counts["walk_entrance"] == summary.counts["building"] + summary.counts[
+        "community"
+    ]
+    tables = ("walk_edge", "walk_entrance")
+    assert _digest(target, tables) == _digest(url, tables)
 
 
 def test_an_older_demo_is_brought_up_to_date(

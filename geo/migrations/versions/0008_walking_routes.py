@@ -83,6 +83,7 @@ CREATE TABLE route_stop (
     position integer NOT NULL CHECK (position > 0),
     household_id uuid NOT NULL REFERENCES household (id),
     household_code text COLLATE "C" NOT NULL,
+    household_class text NOT NULL,  -- as planned
     arrival_at timestamptz NOT NULL,
     leg_m double precision NOT NULL,
     PRIMARY KEY (plan_id, position)
