@@ -121,3 +121,10 @@ bench-scaling: db
 	@{ $(BIN)/python -c 'import matplotlib' 2>/dev/null && [ -x $(BIN)/py-spy ]; } \
 	  || $(BIN)/python -m pip install --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python bench/scaling.py $(BENCH_ARGS)
+
+# Walking routes (bench/routes.py): a 100-stop route with time windows on the walking network of
+# a 40,000-household demo (gridmap_bench_routes, kept for the next run), solver time limit 1 s.
+# Arguments: BENCH_ARGS='--runs 3 --full-search-timeout 0'.
+.PHONY: bench-routes
+bench-routes: db
+	$(BIN)/python bench/routes.py $(BENCH_ARGS)

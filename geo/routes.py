@@ -77,7 +77,9 @@ class RouteSettings:
     first_visit_minutes: int = 30
     walk_metres_per_minute: float = 70.0  # 4.2 km/h, with crossings
     time_limit_seconds: float = 1.0
-    deterministic: bool = False  # no time limit: the same instance gives the same tour
+    # Bounded by a number of solutions instead of time: the same instance gives the same tour
+    # (tests, comparisons), but hundreds of households take tens of seconds.
+    deterministic: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,10 +121,6 @@ class Route:
     @property
     def total_m(self) -> float:
         return sum(s.leg_m for s in self.stops) + self.return_m
-
-    @property
-    def id(self) -> tuple[uuid.UUID, dt.date]:
-        return self.worker_id, self.day
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,8 +184,9 @@ def solve(problem: Problem, settings: RouteSettings) -> list[tuple[int, int]]:
     if not settings.deterministic:
         params.time_limit.FromMilliseconds(int(settings.time_limit_seconds * 1000))
     routing.CloseModelWithParameters(params)
-    # Start from the most due stops walked nearest-first and untangled (2-opt) when that is
-    # feasible: the search only improves on it, so the tour is never longer than that.
+    # Start from the most due stops walked nearest-first and untangled (2-opt) when their time
+    # windows allow it (always, without windows): the search only improves on it, so the tour
+    # is never longer than that one. Otherwise OR-Tools' own first solution.
     wanted = sorted(range(1, n), key=lambda i: -problem.penalty[i])[: problem.max_stops]
     hint = routing.ReadAssignmentFromRoutes([two_opt_tour(metres, wanted)], True)
     if hint is not None:
@@ -606,6 +605,9 @@ def _windows(
     return sorted(out)
 
 
+Candidate = tuple[dict[str, Any], list[Interval], int]  # household, windows, visit seconds
+
+
 def _plan(
     session: Session,
     worker: dict[str, Any],
@@ -616,7 +618,8 @@ def _plan(
     argument: str = "",
 ) -> Route:
     zone = ZoneInfo(worker["timezone"])
-    check_day(day, dt.datetime.now(zone).date(), argument + "date")
+    now = dt.datetime.now(zone)
+    check_day(day, now.date(), argument + "date")
     start_code = _start_code(session, worker, start, argument)
     route = Route(
         worker_id=worker["id"], worker_code=worker["code"], day=day, start=start_code,
@@ -643,19 +646,37 @@ def _plan(
         route.reason = f"nobody is due for a visit on {day} in {', '.join(worker['areas'])}"
         return route
     due.sort(key=lambda h: (h["household_class"] != "C", -h["days_overdue"], h["code"]))
-    week = shifts(session, worker["id"])
-    worker_day = week.get(day.isoweekday(), ())
-    now = dt.datetime.now(zone)
+    worker_day = shifts(session, worker["id"]).get(day.isoweekday(), ())
     if day == now.date():  # what is left of today
         at = now.hour * 3600 + now.minute * 60 + now.second
         worker_day = tuple((max(a, at), b) for a, b in worker_day if b > at)
-    weekend = day.isoweekday() >= 6
+    pool, skipped = _candidates(due, worker, day, worker_day, max_stops, settings)
+    if pool:
+        _walk(session, route, entrance[0], pool, skipped, worker_day, settings)
+        if not route.stops and not route.reason:
+            route.reason = f"no household due fits {worker['code']}'s shifts on {day}"
+    else:
+        route.reason = f"none of the {len(due)} households due can be walked to on {day}"
+    route.skipped = sorted(skipped, key=lambda s: s.household_code)
+    return route
+
+
+def _candidates(
+    due: Sequence[dict[str, Any]],
+    worker: dict[str, Any],
+    day: dt.date,
+    worker_day: Sequence[Interval],
+    max_stops: int,
+    settings: RouteSettings,
+) -> tuple[list[Candidate], list[Skip]]:
+    """The households that can be walked to that day (the most due first, as many as the
+    solver weighs), and the others with the reason."""
+    code, weekend = worker["code"], day.isoweekday() >= 6
+    left = " left" if day == dt.datetime.now(ZoneInfo(worker["timezone"])).date() else ""
+    pool: list[Candidate] = []
     skipped: list[Skip] = []
-    pool: list[tuple[dict[str, Any], list[Interval], int]] = []
     for h in due:
-        service = 60 * (
-            settings.first_visit_minutes if h["first_visit"] else settings.visit_minutes
-        )
+        minutes = settings.first_visit_minutes if h["first_visit"] else settings.visit_minutes
         reason = channel = None
         windows: list[Interval] = []
         if h["household_class"] == "A":
@@ -664,32 +685,46 @@ def _plan(
         elif h["vertex"] is None:
             reason = "its building has no entrance on the walking network"
         elif not worker_day:
-            left = " left" if day == now.date() else ""
-            weekday = WEEKDAYS[day.isoweekday() - 1]
-            reason = f"{worker['code']} has no shift{left} on {weekday} {day}"
+            reason = f"{code} has no shift{left} on {WEEKDAYS[day.isoweekday() - 1]} {day}"
         else:
-            windows = _windows(h["visit_times"] or (), worker_day, weekend, service)
+            windows = _windows(h["visit_times"] or (), worker_day, weekend, 60 * minutes)
             if not windows:
-                found = ", ".join(TIME_WORDS[t] for t in h["visit_times"])
-                reason = (f"not at home during {worker['code']}'s shifts on {day} "
-                          f"(found in: {found})")  # fmt: skip
+                reason = f"not at home during {code}'s shifts on {day} ({_found_in(h)})"
         if reason:
             skipped.append(Skip(h["household_id"], h["code"], reason, channel))
         else:
-            pool.append((h, windows, service))
-    cap = POOL_PER_STOP * max_stops
-    for h, _, _ in pool[cap:]:
-        skipped.append(Skip(h["household_id"], h["code"],
-                            f"less due than the {cap} households considered"))  # fmt: skip
-    pool = pool[:cap]
-    if not pool:
-        route.skipped = skipped
-        route.reason = f"none of the {len(due)} households due can be walked to on {day}"
-        return route
+            pool.append((h, windows, 60 * minutes))
+    # As many as the solver can weigh well: a few per stop that fits in the day at most.
+    shortest = 60 * min(settings.visit_minutes, settings.first_visit_minutes)
+    fits = sum(b - a for a, b in worker_day) // shortest
+    cap = POOL_PER_STOP * max(1, min(max_stops, fits))
+    skipped.extend(
+        Skip(h["household_id"], h["code"], f"less due than the {cap} households considered")
+        for h, _, _ in pool[cap:]
+    )
+    return pool[:cap], skipped
 
-    vertices = list(dict.fromkeys([entrance[0], *(h["vertex"] for h, _, _ in pool)]))
-    lons = [entrance[1], *(h["lon"] for h, _, _ in pool)]
-    lats = [entrance[2], *(h["lat"] for h, _, _ in pool)]
+
+def _found_in(household: dict[str, Any]) -> str:
+    times = household["visit_times"] or ()
+    return "found in: " + (", ".join(TIME_WORDS[t] for t in times) or "08:00–21:30")
+
+
+def _walk(
+    session: Session,
+    route: Route,
+    start_vertex: int,
+    pool: list[Candidate],
+    skipped: list[Skip],
+    worker_day: Sequence[Interval],
+    settings: RouteSettings,
+) -> None:
+    """Order the candidates on the network into ``route`` (stops, metres, path), adding those
+    left out to ``skipped``."""
+    start_lon, start_lat = route.start_lonlat or (0.0, 0.0)
+    vertices = list(dict.fromkeys([start_vertex, *(h["vertex"] for h, _, _ in pool)]))
+    lons = [start_lon, *(h["lon"] for h, _, _ in pool)]
+    lats = [start_lat, *(h["lat"] for h, _, _ in pool)]
     edges = (
         "SELECT id, source, target, length_m AS cost FROM walk_edge WHERE geom &&"
         f" ST_MakeEnvelope({min(lons) - MARGIN_DEG!r}, {min(lats) - MARGIN_DEG!r},"
@@ -705,14 +740,13 @@ def _plan(
         v = position[h["vertex"]]
         if math.isinf(far[0, v]) or math.isinf(far[v, 0]):
             skipped.append(Skip(h["household_id"], h["code"],
-                                f"not reachable from {start_code} on the walking network "
+                                f"not reachable from {route.start} on the walking network "
                                 "(a separate piece of it)"))  # fmt: skip
         else:
             reachable.append((h, windows, service))
     if not reachable:
-        route.skipped = skipped
-        route.reason = f"no household due is reachable from {start_code} on the walking network"
-        return route
+        route.reason = f"no household due is reachable from {route.start} on the walking network"
+        return
 
     nodes = [0, *(position[h["vertex"]] for h, _, _ in reachable)]
     metres = np.rint(far[np.ix_(nodes, nodes)]).astype(np.int64)
@@ -725,39 +759,35 @@ def _plan(
         # Lexicographic: a more due household always outweighs any walking saved.
         penalty=[0, *(span * (k - i) for i in range(k))],
         day=(min(a for a, _ in worker_day), max(b for _, b in worker_day)),
-        max_stops=max_stops,
+        max_stops=route.max_stops,
         metres_per_minute=settings.walk_metres_per_minute,
     )
     visited = solve(problem, settings)
-    midnight = dt.datetime.combine(day, dt.time(), zone)
+    midnight = dt.datetime.combine(route.day, dt.time(), ZoneInfo(route.timezone))
     previous = 0
     for order, (node, arrival) in enumerate(visited, start=1):
         h = reachable[node - 1][0]
-        leg = float(far[nodes[previous], nodes[node]])
         route.stops.append(Stop(
             order, h["household_id"], h["code"], h["household_class"],
-            midnight + dt.timedelta(seconds=arrival), leg, h["lon"], h["lat"],
+            midnight + dt.timedelta(seconds=arrival), float(far[nodes[previous], nodes[node]]),
+            h["lon"], h["lat"],
         ))  # fmt: skip
         previous = node
     chosen = {node for node, _ in visited}
-    full = len(visited) >= max_stops
+    full = len(visited) >= route.max_stops
     for i, (h, _, _) in enumerate(reachable, start=1):
         if i not in chosen:
-            when = ", ".join(TIME_WORDS[t] for t in h["visit_times"] or ())
-            why = (f"maxStops ({max_stops}) reached by more due households" if full
-                   else f"no time left in {worker['code']}'s shifts on {day}"
-                   + (f" when they are found in ({when})" if when else ""))  # fmt: skip
+            why = (f"maxStops ({route.max_stops}) reached by more due households" if full
+                   else f"no time left in {route.worker_code}'s shifts on {route.day} "
+                   f"({_found_in(h)})")  # fmt: skip
             skipped.append(Skip(h["household_id"], h["code"], why))
-    route.skipped = sorted(skipped, key=lambda s: s.household_code)
     if not visited:
-        route.reason = f"no household due fits {worker['code']}'s shifts on {day}"
-        return route
+        return
     route.return_m = float(far[nodes[previous], 0])
     walk = [vertices[0], *(vertices[nodes[n]] for n, _ in visited), vertices[0]]
     walk = [v for i, v in enumerate(walk) if i == 0 or v != walk[i - 1]]
     if len(walk) > 1:
         route.path = session.execute(text(PATH), {"edges": edges, "vertices": walk}).scalar()
-    return route
 
 
 def _json(rows: Any) -> str:
