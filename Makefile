@@ -128,3 +128,10 @@ bench-scaling: db
 .PHONY: bench-routes
 bench-routes: db
 	$(BIN)/python bench/routes.py $(BENCH_ARGS)
+
+# Case hotspots (bench/hotspots.py): district-wide hotspots on 150 m hexagons and one grid's case
+# list on the 1,000,000-household demo (gridmap_bench_1m) with 500,000 cases (synthetic ones added
+# once and kept). Arguments: BENCH_ARGS='--runs 5 --database gridmap_bench_hotspots'.
+.PHONY: bench-hotspots
+bench-hotspots: db
+	$(BIN)/python bench/hotspots.py $(BENCH_ARGS)

@@ -17,10 +17,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from api.auth import Authenticator
+from api.case_photos import case_photo
 from api.graphql import JSONResponse, graphql_endpoint
+from api.hotspot_maps import hotspots_page
 from api.job_maps import jobs_page
 from api.limits import RateLimiter
 from api.maps import DEMO_SCOPE, coverage_page
+from api.open311 import open311_request, open311_requests, open311_services
 from api.route_maps import DEMO_WORKER, route_gpx_file, route_page
 from api.schema import sdl
 from api.settings import ROOT, Settings
@@ -43,6 +46,7 @@ MAP_PAGES: list[tuple[str, str]] = [
     (f"/maps/coverage?scope={DEMO_SCOPE}&level=GRID", "走访覆盖图 Visit coverage map"),
     (f"/maps/jobs?scope={DEMO_SCOPE}&maxDistanceMeters=1500", "就业匹配图 Jobs nearby map"),
     (f"/maps/route?worker={DEMO_WORKER}", "步行路线图 A block head's walking route today"),
+    (f"/maps/hotspots?scope={DEMO_SCOPE}", "案件热点图 Case hotspots map (the last 30 days)"),
 ]
 
 
@@ -78,7 +82,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/maps/coverage", coverage_page),
         Route("/maps/jobs", jobs_page),
         Route("/maps/route", route_page),
+        Route("/maps/hotspots", hotspots_page),
         Route("/routes/{workerCode}/{date}.gpx", route_gpx_file),
+        Route("/cases/{number}/photos/{photoId}", case_photo),
+        # Open311 GeoReport v2, in JSON or XML (api/open311.py).
+        Route("/open311/v2/services.{format}", open311_services),
+        Route("/open311/v2/requests.{format}", open311_requests, methods=["GET", "POST"]),
+        Route("/open311/v2/requests/{number}.{format}", open311_request),
         # Leaflet and the rest, from the npm packages `make assets` installs (maps/assets.py).
         Mount("/maps/assets", StaticFiles(directory=NODE_MODULES, check_dir=False)),
     ]

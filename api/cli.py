@@ -248,6 +248,57 @@ def auth_password(code: str, password: str) -> None:
     click.echo(f"password set for {code}")
 
 
+@main.group("open311")
+def open311_group() -> None:
+    """Open311 (GeoReport v2) clients: the API keys they file requests with."""
+
+
+@open311_group.command("key")
+@click.option("--client", required=True, help="The client's name (an app, a hotline system).")
+@click.option("--rotate", is_flag=True, help="Replace the client's key: the old one stops "
+              "working at once (a revoked client is reinstated).")  # fmt: skip
+@click.option("--revoke", is_flag=True, help="Revoke the client's key: its requests are "
+              "refused from now on.")  # fmt: skip
+def open311_key(client: str, rotate: bool, revoke: bool) -> None:
+    """Issue an API key to an Open311 client and print it alone on standard output. It is
+    shown this once: only its SHA-256 digest is kept.
+
+    \b
+    Example:
+      gridmap open311 key --client citizen-app
+    """
+    import getpass
+
+    from sqlalchemy import create_engine
+
+    from geo import open311
+    from geo.errors import GridmapError
+
+    if rotate and revoke:
+        raise click.UsageError("--rotate or --revoke, not both")
+    try:
+        by: str | None = getpass.getuser()
+    except (OSError, KeyError):
+        by = None
+    engine = create_engine(_owner_url(_settings()))
+    try:
+        with engine.begin() as connection:
+            if revoke:
+                open311.revoke_key(connection=connection, client=client)
+            else:
+                key = open311.issue_key(
+                    connection=connection, client=client, created_by=by, rotate=rotate
+                )
+    except GridmapError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        engine.dispose()
+    if revoke:
+        click.echo(f"revoked the key of Open311 client {client.strip()}", err=True)
+    else:
+        click.echo(key)
+
+
 @main.group()
 def network() -> None:
     """The walking network that routes are planned on (streets, footpaths, entrances)."""
@@ -357,6 +408,48 @@ def map_jobs(scope: str, output: Path, max_distance: str | None, code: str | Non
     _write_map(output, code, lambda settings, engine, caller: jobs_html(
         settings, engine, caller, scope=scope,
         max_distance=parse_distance(max_distance, "--max-distance"), self_contained=True,
+    ))  # fmt: skip
+
+
+@map_group.command("hotspots")
+@click.option("--scope", required=True, help="Area code: district, subdistrict, community, grid "
+              "or micro-grid (e.g. 310106015).")  # fmt: skip
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The HTML file to write.")  # fmt: skip
+@click.option("--from", "first_day", default=None, metavar="YYYY-MM-DD",
+              help="The first day of the window [30 days before --to].")  # fmt: skip
+@click.option("--to", "last_day", default=None, metavar="YYYY-MM-DD",
+              help="The last day of the window, included [today].")  # fmt: skip
+@click.option("--cell", default="HEX", show_default=True, type=click.Choice(
+    ["GRID", "MICRO_GRID", "HEX"], case_sensitive=False), help="The cells cases are counted in.")
+@click.option("--hex-meters", "hex_meters", default=None, metavar="METRES",
+              help="HEX: a hexagon's edge, 25 to 2000 [150].")  # fmt: skip
+@click.option("--category", "categories", multiple=True, help="Only cases of this category "
+              "code (repeat for more) [all].")  # fmt: skip
+@click.option("--worker", "code", default=None, help="Draw as this worker (staff number): its "
+              "role and areas, the cases it may see as a heat map and markers. Without it, what "
+              "the public may see: the hot and cold cells, no case, no small count.")  # fmt: skip
+def map_hotspots(
+    scope: str, output: Path, first_day: str | None, last_day: str | None, cell: str,
+    hex_meters: str | None, categories: tuple[str, ...], code: str | None,
+) -> None:  # fmt: skip
+    """Write the case-hotspot map of an area: cells coloured by their Getis-Ord Gi*
+    confidence (hot and cold spots) with their trend against the windows before, and, for
+    staff, the cases as a heat map and clustered markers. Leaflet and every other asset are
+    written into the file, so it works on a machine with no internet.
+
+    \b
+    Example:
+      gridmap map hotspots --scope 310106015 -o hotspots.html --worker JA015-GC-0001
+    """
+    from api.hotspot_maps import hotspots_html, parse_hex_meters
+    from api.maps import parse_day
+
+    _write_map(output, code, lambda settings, engine, caller: hotspots_html(
+        settings, engine, caller, scope=scope, first_day=parse_day(first_day, "--from"),
+        last_day=parse_day(last_day, "--to"), cell=cell.upper(),
+        hex_m=parse_hex_meters(hex_meters, "--hex-meters"),
+        categories=[c.upper() for c in categories] or None, self_contained=True,
     ))  # fmt: skip
 
 

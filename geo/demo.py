@@ -6,9 +6,16 @@ deterministic (same ``households`` and ``seed``, same rows, ids and geometries, 
 is loaded on) and believable: real division codes and names (``geo/data``), a street
 grid with blocks, parcels and building footprints of real sizes, families with ages, relations,
 ID numbers and special-group flags consistent with their class, workers of every role, and a
-commercial street with its shops. The one exception is the visit history (version 3): six months
-ending on the day it is loaded (in the subdistrict's time zone), so coverage "as of today" means
-something whenever the demo is loaded; the same seed on the same day gives the same visits.
+commercial street with its shops. The exceptions are the histories: six months of visits (version
+3), two months of job matches (version 4) and twelve months of cases (version 6) end on the day it
+is loaded (in the subdistrict's time zone), so coverage, overdue cases and hotspots "as of today"
+mean something whenever the demo is loaded; the same seed on the same day gives the same rows.
+
+The cases (version 6, see ``_load_v6_cases``): per 1,000 households a month, 12345 hotline calls
+falling from 30 to 10 over the twelve months, grid workers' whistles rising from 10 to 32, online
+reports from 3 to 6, and every demand a visit escalated; planted hotspots in each subdistrict
+(``case_hotspots``): illegal parking in the middle of its commercial street, noise at its market,
+mosquitoes in a garden compound (summer), vegetables on an old estate's green.
 
 The shape of the city, from the top:
 
@@ -39,6 +46,7 @@ thread, with household and person indexes and foreign keys suspended during the 
 from __future__ import annotations
 
 import bisect
+import calendar
 import csv
 import datetime as dt
 import io
@@ -46,6 +54,7 @@ import itertools
 import math
 import queue
 import random
+import re
 import struct
 import sys
 import threading
@@ -69,7 +78,7 @@ from geo import visits as geo_visits
 from geo.errors import GridmapError
 from geo.pii import Vault
 
-DEMO_VERSION = 5
+DEMO_VERSION = 6
 
 DATA = Path(__file__).with_name("data")
 DISTRICT_CODE = "310106"
@@ -118,6 +127,11 @@ TABLES = (
     # Version 5's.
     "walk_edge",
     "walk_entrance",
+    # Version 6's (CASE_TABLES; the catalogue, units and holidays are reference data the
+    # migration seeds and the grid center keeps: never the demo's, never emptied by a reset).
+    "grid_case",
+    "case_event",
+    "case_counter",
 )
 # Large tables whose secondary indexes and foreign keys are rebuilt after the copy.
 BULK_TABLES = ("household", "person")
@@ -1277,6 +1291,46 @@ COLUMNS = {
     ),
     # A temporary table of the family files the demo sets (see _load_v3_visits).
     "demo_family_file": ("id", "contact_preference", "visit_times", "notes"),
+    "grid_case": (
+        "id",
+        "number",
+        "source",
+        "category_code",
+        "source_category",
+        "description",
+        "location",
+        "grid_code",
+        "micro_grid_code",
+        "reporter_code",
+        "reporter_name",
+        "reporter_phone",
+        "unit_code",
+        "priority",
+        "state",
+        "reported_at",
+        "dispatched_at",
+        "deadline",
+        "handled_at",
+        "closed_at",
+        "returned_count",
+        "merged_into",
+        "visit_id",
+        "demand_id",
+        "external_id",
+        "version",
+    ),
+    "case_event": (
+        "id",
+        "case_id",
+        "at",
+        "action",
+        "from_state",
+        "to_state",
+        "worker_code",
+        "role",
+        "unit_code",
+        "note",
+    ),
 }
 
 
@@ -2928,12 +2982,1276 @@ def _match(
     return row, events
 
 
+# --------------------------------------------------------------------------------------------
+# Version 6: twelve months of cases, with planted hotspots and a falling hotline
+# --------------------------------------------------------------------------------------------
+
+CASE_MONTHS = 12
+# Cases a month per 1,000 households in the oldest month of the twelve and in the newest,
+# geometric in between (month lengths counted). The hotline falls threefold as grid governance
+# takes hold (Junliangcheng street, Tianjin: "more than 1,000 cases a month, now more than
+# 400"), the grid workers' whistles rise about as much, online reports grow a little. For the
+# default 5,000 households: 12345 about 150 a month falling to 50, whistles 50 rising to 160,
+# online 15 to 30, plus the escalated demands of the visits (version 3, last six months only,
+# 10 to 30 a month): some 215 to 260 cases a month, 2,700 a year.
+CASE_RATES = {
+    "HOTLINE_12345": (30.0, 10.0),
+    "GRID_WHISTLE": (10.0, 32.0),
+    "RESIDENT_ONLINE": (3.0, 6.0),
+}
+# By weekday, Monday first: grid workers patrol on working days, 12345 answers every day,
+# residents write online at weekends too. Each day's weight also varies at random (x0.6-1.4).
+CASE_WEEKDAYS = {
+    "HOTLINE_12345": (1.0, 1.0, 1.0, 1.0, 1.0, 0.8, 0.75),
+    "GRID_WHISTLE": (1.0, 1.0, 1.0, 1.0, 1.0, 0.35, 0.2),
+    "RESIDENT_ONLINE": (1.0, 1.0, 1.0, 1.0, 1.0, 1.1, 1.1),
+}
+# By hour of the local day.
+CASE_HOURS = {
+    "HOTLINE_12345": (
+        0.1, 0.05, 0.03, 0.03, 0.05, 0.1, 0.4, 1.0, 1.8, 2.0, 1.8, 1.5,
+        1.2, 1.5, 1.6, 1.5, 1.4, 1.3, 1.2, 1.3, 1.3, 1.1, 0.7, 0.3,
+    ),
+    "GRID_WHISTLE": (
+        0, 0, 0, 0, 0, 0, 0, 0, 0.6, 1.6, 1.8, 1.4,
+        0.6, 1.2, 1.7, 1.6, 1.2, 0.3, 0, 0, 0, 0, 0, 0,
+    ),
+    "RESIDENT_ONLINE": (
+        0.2, 0.1, 0.05, 0.05, 0.05, 0.1, 0.3, 0.7, 1.0, 1.1, 1.0, 1.0,
+        1.2, 1.0, 1.0, 1.0, 0.9, 0.9, 1.1, 1.4, 1.6, 1.6, 1.2, 0.6,
+    ),
+    # Noise is called in late in the evening, and before dawn when the market unloads.
+    "NOISE": (
+        1.2, 0.6, 0.2, 0.1, 0.6, 1.2, 1.2, 0.8, 0.6, 0.6, 0.6, 0.5,
+        0.6, 0.6, 0.5, 0.5, 0.5, 0.5, 0.8, 1.6, 2.4, 2.8, 2.4, 1.8,
+    ),
+}  # fmt: skip
+# Category of the catalogue: relative frequency among whistles, hotline calls and online
+# reports (patrols find garbage, parking and vending; residents call about noise, repairs and
+# their property company), where it is reported ("street": on the street or the lane by the
+# parcel's edge; "near": by a building; "building": at it), and its season (SEASONS).
+CASE_CATEGORIES: dict[str, tuple[float, float, float, str, str | None]] = {
+    "ILLEGAL_PARKING": (14, 12, 10, "street", None),
+    "STREET_VENDING": (9, 4, 3, "street", "evenings out"),
+    "EXPOSED_GARBAGE": (16, 6, 6, "street", None),
+    "GARBAGE_SORTING": (12, 4, 5, "near", None),
+    "ILLEGAL_CONSTRUCTION": (6, 3, 2, "near", None),
+    "GREEN_LAND_VEGETABLES": (6, 2, 2, "near", "planting"),
+    "FACILITY_REPAIR": (12, 14, 14, "building", None),
+    "UTILITY_OUTAGE": (2, 6, 5, "building", "heat and cold"),
+    "NOISE": (2, 13, 12, "near", "windows open"),
+    "MOSQUITOES": (3, 5, 6, "near", "mosquitoes"),
+    "PROPERTY_DISPUTE": (2, 10, 10, "building", None),
+    "NEIGHBOUR_DISPUTE": (3, 5, 4, "building", None),
+    "FOOD_SAFETY": (2, 3, 4, "street", None),
+    "ASSISTANCE": (6, 3, 2, "building", None),
+    "EMERGENCY": (3, 1.5, 1, "street", None),
+    "OTHER": (2, 8, 8, "near", None),
+}
+# Month-of-year factors, January first: mosquitoes from May to October (none in winter),
+# vegetables sown in spring and autumn, noise with the windows open, outages in the heat and
+# the cold, vending on summer evenings.
+SEASONS = {
+    "mosquitoes": (0.0, 0.0, 0.1, 0.3, 0.9, 2.0, 3.0, 3.0, 1.8, 0.7, 0.2, 0.0),
+    "planting": (0.3, 0.5, 1.5, 1.8, 1.5, 1.1, 0.9, 0.9, 1.2, 1.4, 0.6, 0.3),
+    "windows open": (0.8, 0.7, 0.9, 1.0, 1.1, 1.3, 1.4, 1.4, 1.1, 1.0, 0.8, 0.7),
+    "heat and cold": (1.4, 1.2, 0.8, 0.7, 0.8, 1.2, 1.6, 1.5, 1.0, 0.7, 0.8, 1.3),
+    "evenings out": (0.7, 0.7, 0.9, 1.0, 1.2, 1.3, 1.3, 1.3, 1.2, 1.0, 0.8, 0.7),
+}
+# The version 3 demands' categories (lower case, from before the catalogue) as catalogue codes;
+# the others become OTHER with their own name kept in source_category.
+DEMAND_CATEGORY_CODES = {
+    "facility_repair": "FACILITY_REPAIR",
+    "garbage_sorting": "GARBAGE_SORTING",
+    "illegal_parking": "ILLEGAL_PARKING",
+    "noise": "NOISE",
+    "illegal_business": "STREET_VENDING",  # 小区门口占道经营
+}
+# Planted hotspots, per subdistrict: the share of its cases of the category reported there
+# (x min(1, HOTSPOT_FULL_SIZE / its households), so a big subdistrict's spot is not absurd),
+# and the Gaussian spread (east-west, north-south) in metres. See case_hotspots.
+HOTSPOTS = {
+    "ILLEGAL_PARKING": (0.35, (70.0, 12.0)),  # along the middle of the commercial street
+    "NOISE": (0.3, (30.0, 30.0)),  # the market at the far end of the commercial street
+    "MOSQUITOES": (0.5, (35.0, 35.0)),  # a garden compound (green, standing water), summer
+    "GREEN_LAND_VEGETABLES": (0.45, (30.0, 30.0)),  # an old estate (新村) where residents sow
+}
+HOTSPOT_FULL_SIZE = 6000
+HOTSPOT_POOL = 600  # points drawn per hotspot, located once, each case taking one
+HOTSPOT_APART_M = 350.0  # the compounds chosen away from the other spots
+# How cases go (of those that get that far): rejected (by source), reported again by a
+# neighbour and merged into the first, never handled or left returned (overdue), handled late,
+# returned by the grid worker once (and of those, twice), urgent.
+REJECT_RATE = {"HOTLINE_12345": 0.06, "RESIDENT_ONLINE": 0.05, "GRID_WHISTLE": 0.015, "VISIT": 0.06}
+DUPLICATE_RATE = 0.025
+STUCK_RATE = 0.012
+# Of the cases of the last BACKLOG_DAYS, those still waiting at some step (not yet accepted,
+# not dispatched, not checked, not closed): what the grid center chases.
+BACKLOG_RATE = 0.06
+BACKLOG_DAYS = 45
+LATE_RATE = 0.08
+RETURN_RATE = 0.07
+RETURN_TWICE = 0.12
+URGENT_RATE = {"EMERGENCY": 1.0, "UTILITY_OUTAGE": 0.4}
+URGENT_OTHERWISE = 0.02
+CASE_EXTRA_DAYS = 200  # calendar days past today: deadlines and the steps beyond today
+CASE_CHUNK_EVENTS = 20_000  # events per COPY: small enough for generating and copying to overlap
+
+CASE_TEXTS = {
+    "ILLEGAL_PARKING": ("{s}门口机动车乱停，堵住小区出入口", "{s}附近人行道上长期停放车辆",
+                        "{b}楼下共享单车乱停放，影响通行", "{s}消防通道被私家车占用"),
+    "STREET_VENDING": ("{s}门口有流动摊贩占道经营", "{s}附近早点摊占用人行道",
+                       "{s}沿街商户店外占道堆物经营"),
+    "EXPOSED_GARBAGE": ("{s}路边有暴露垃圾，未及时清运", "{s}附近装修垃圾堆放多日",
+                        "{b}旁垃圾满溢，气味很大"),
+    "GARBAGE_SORTING": ("{b}垃圾箱房混投严重", "{b}旁垃圾箱房未按时开放",
+                        "{s}湿垃圾桶破损，污水外溢"),
+    "ILLEGAL_CONSTRUCTION": ("{b}底楼住户私自搭建阳光房", "{b}屋顶疑似违法搭建",
+                             "{b}住户占用公共绿地搭建棚屋"),
+    "GREEN_LAND_VEGETABLES": ("{b}旁公共绿地被开垦种菜", "{b}楼下绿化带内私自种菜并搭架",
+                              "{s}绿地被居民圈占种植蔬菜"),
+    "FACILITY_REPAIR": ("{b}楼道灯不亮", "{b}单元门门禁损坏", "{b}屋顶漏水", "{b}雨水管破损",
+                        "{b}电梯故障停运"),
+    "UTILITY_OUTAGE": ("{b}停水，事先没有通知", "{b}整栋楼停电", "{b}水压过低，高层没水",
+                       "{b}燃气供应中断"),
+    "NOISE": ("{b}住户夜间装修噪声扰民", "{s}附近广场舞音响声音过大", "{b}楼上住户深夜噪声扰民",
+              "{s}附近夜间施工噪声扰民"),
+    "MOSQUITOES": ("{b}旁绿化带蚊虫很多，希望消杀", "{s}附近积水，蚊虫孳生",
+                   "{b}地下室积水，蚊子多"),
+    "PROPERTY_DISPUTE": ("{b}物业对公共部位报修长期不处理", "{b}居民对物业费调价有异议",
+                         "{b}更换物业未经业主大会表决"),
+    "NEIGHBOUR_DISPUTE": ("{b}楼上漏水至楼下，协商不成", "{b}邻居在楼道堆放杂物引发矛盾",
+                          "{b}邻居饲养犬只扰民"),
+    "FOOD_SAFETY": ("{s}附近餐饮店后厨卫生差", "{s}附近小吃店疑似无证经营",
+                    "{s}附近流动摊贩售卖食品无卫生保障"),
+    "ASSISTANCE": ("{b}独居老人生活困难，需要帮扶", "{b}居民因病致贫，申请救助",
+                   "{b}残疾人家庭需要上门帮扶"),
+    "EMERGENCY": ("{b}外墙瓷砖有脱落危险", "{s}窨井盖缺失，存在安全隐患",
+                  "{s}行道树倾斜，有倒伏危险", "{b}楼道内电动车充电，存在火灾隐患"),
+    "OTHER": ("{s}附近路灯不亮", "{s}路牌损坏", "{s}人行道地砖松动",
+              "{b}周边流浪猫较多，影响居民生活"),
+}  # fmt: skip
+HOTSPOT_TEXTS = {
+    "ILLEGAL_PARKING": ("{p}沿街机动车违停，占用非机动车道", "{p}商户门前车辆乱停，影响通行",
+                        "{p}路口违停严重，公交车进出站困难", "{p}非机动车乱停，堵住人行道"),
+    "NOISE": ("{p}凌晨卸货噪声扰民", "{p}夜间冷库机组噪声大", "{p}早市叫卖噪声扰民"),
+    "MOSQUITOES": ("{p}绿化带积水，蚊虫孳生严重", "{p}景观水池积水发臭，蚊子很多",
+                   "{p}蚊子多，希望尽快消杀"),
+    "GREEN_LAND_VEGETABLES": ("{p}公共绿地被开垦种菜", "{p}绿化带里种满了蔬菜，还搭了架子",
+                              "{p}居民在绿地施粪肥种菜，气味难闻"),
+}  # fmt: skip
+HANDLE_NOTES = {
+    "ILLEGAL_PARKING": ("已联系车主挪车，并张贴告知单", "已对违停车辆开具告知单",
+                        "已清理乱停共享单车"),
+    "STREET_VENDING": ("已劝离流动摊贩", "已责令商户将店外物品收回"),
+    "EXPOSED_GARBAGE": ("已清运", "已安排环卫作业车清运完毕"),
+    "GARBAGE_SORTING": ("已督促物业整改，加强箱房值守", "已二次分拣，并宣传分类投放要求"),
+    "ILLEGAL_CONSTRUCTION": ("已下发整改通知书，当事人已自行拆除", "已立案查处"),
+    "GREEN_LAND_VEGETABLES": ("已铲除菜地并补种绿化", "已与种菜居民沟通，菜地已清理"),
+    "FACILITY_REPAIR": ("已维修完毕", "已更换损坏部件"),
+    "UTILITY_OUTAGE": ("已抢修，恢复供应", "故障已排除"),
+    "NOISE": ("已上门劝导，噪声已停止", "已告知施工时间规定，当事人承诺整改"),
+    "MOSQUITOES": ("已清理积水并灭蚊消杀", "已投放灭蚊药物"),
+    "PROPERTY_DISPUTE": ("已约谈物业，督促整改", "已组织业主与物业协商"),
+    "NEIGHBOUR_DISPUTE": ("已组织双方调解，达成一致", "已上门调解"),
+    "FOOD_SAFETY": ("已现场检查，责令整改", "已立案调查"),
+    "ASSISTANCE": ("已落实临时救助", "已协助申请相关补贴"),
+    "EMERGENCY": ("已到场处置，排除险情", "已设置警示并完成抢修"),
+}  # fmt: skip
+CASE_NOTES = {
+    "GRID_WHISTLE": "网格员巡查发现",
+    "HOTLINE_12345": "12345市民服务热线工单",
+    "RESIDENT_ONLINE": "居民网上报事",
+    "VISIT": "走访中居民反映，升级为案件",
+    "ACCEPT": ("已受理", "核实属实，予以受理", "已受理，转相关部门处置"),
+    "HANDLE": ("已处置完毕", "已转交相关单位处理完毕"),
+    "RETURN": ("现场复核仍未处置到位，退回重新处置", "居民反映问题反复出现，退回",
+               "处置照片与现场不符，退回"),
+    "VERIFY": ("现场核查，已处置到位", "已复核，问题已解决", "回访居民，确认已解决"),
+    "CLOSE": ("已回访，居民满意，结案", "处置完毕，结案", "经核查已解决，予以结案"),
+    "REJECT": ("经核实，不属于受理范围，已告知居民相关渠道", "现场核查未发现所述问题",
+               "属民事纠纷，已建议通过调解或诉讼途径解决", "信息不全无法核实，反映人未补充"),
+}  # fmt: skip
+CASE_TABLES = TABLES[TABLES.index("grid_case") :]
+CASE_ROWS = ("grid_case", "case_event")  # bulk: indexes and keys rebuilt after the copy
+# The compounds a hotspot may be planted in, by their names' endings (see _COMPOUND_SUFFIX).
+GARDEN_NAMES = re.compile(r"(花园|园|苑)\d+号")
+ESTATE_NAMES = re.compile(r"(新村|小区)\d+号")
+
+
+@dataclass(frozen=True)
+class CaseHotspot:
+    """A planted cluster: ``share`` of the subdistrict's cases of ``category`` are reported
+    around (lon, lat), spread (Gaussian) ``sigma`` metres east-west and north-south."""
+
+    subdistrict: str
+    category: str
+    place: str
+    lon: float
+    lat: float
+    sigma: tuple[float, float]
+    share: float
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` later (or earlier), or the month's last day if it is shorter."""
+    year, month = divmod(day.month - 1 + months, 12)
+    year += day.year
+    return dt.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def case_months(today: dt.date) -> list[dt.date]:
+    """The first days of the twelve months of cases that end yesterday, and today."""
+    first = _add_months(today, -CASE_MONTHS)
+    return [_add_months(first, k) for k in range(CASE_MONTHS)] + [today]
+
+
+def _xy(lon: float, lat: float) -> tuple[float, float]:
+    """Local metres of a point in degrees (the inverse of _point_hex's formula)."""
+    return (lon - CENTRE_LON) * _MX, (lat - CENTRE_LAT) * _MY
+
+
+def _lonlat(x: float, y: float) -> tuple[float, float]:
+    return CENTRE_LON + x * _KX, CENTRE_LAT + y * _KY
+
+
+HOTSPOT_MERCHANTS = """
+SELECT s.code, m.code, m.name, m.category, m.address, ST_X(m.geom), ST_Y(m.geom)
+FROM merchant m JOIN subdistrict s ON ST_Covers(s.geom, m.geom)
+ORDER BY s.code, m.code
+"""
+HOTSPOT_BUILDINGS = """
+SELECT left(b.code, 9), b.code, b.name, ST_X(c), ST_Y(c)
+FROM building b CROSS JOIN LATERAL ST_Centroid(b.geom) c
+WHERE b.name ~ '(花园|园|苑|新村|小区)[0-9]+号'
+ORDER BY b.code
+"""
+
+
+def case_hotspots(cur: Any, seed: int) -> list[CaseHotspot]:
+    """Where the demo plants its case hotspots, found from the database as the loader finds
+    them, for each subdistrict: illegal parking in the middle of the commercial street (its
+    merchants' median east-west, between their two sides), noise at the market farthest along
+    it (a 菜场, else a supermarket, else a restaurant), mosquitoes in a garden compound and
+    vegetables on the green of an old estate (新村, 小区), each compound at least
+    HOTSPOT_APART_M from the other spots when one can be."""
+    cur.execute(
+        "SELECT left(b.code, 9), count(*) FROM household h JOIN building b ON b.id = h.building_id"
+        " WHERE h.moved_out IS NULL GROUP BY 1"
+    )
+    return _hotspot_sites(cur, seed, dict(cur.fetchall()))
+
+
+def _hotspot_sites(cur: Any, seed: int, households: dict[str, int]) -> list[CaseHotspot]:
+    cur.execute(HOTSPOT_MERCHANTS)
+    merchants: dict[str, list[tuple[Any, ...]]] = {}
+    for sub, *rest in cur.fetchall():
+        merchants.setdefault(sub, []).append(rest)
+    cur.execute(HOTSPOT_BUILDINGS)
+    compounds: dict[str, list[tuple[Any, ...]]] = {}
+    for sub, *rest in cur.fetchall():
+        compounds.setdefault(sub, []).append(rest)
+    cur.execute("SELECT code FROM subdistrict ORDER BY code")
+    found: list[CaseHotspot] = []
+    for (sub,) in cur.fetchall():
+        scale = min(1.0, HOTSPOT_FULL_SIZE / max(households.get(sub, 0), 1))
+        spots: list[tuple[str, str, float, float]] = []  # category, place, x, y (metres)
+        shops = [(code, name, cat, addr, *_xy(lon, lat)) for code, name, cat, addr, lon, lat
+                 in merchants.get(sub, [])]  # fmt: skip
+        if shops:
+            xs = sorted(s[4] for s in shops)
+            ys = [s[5] for s in shops]
+            cx, cy = xs[len(xs) // 2], (min(ys) + max(ys)) / 2
+            street = re.sub(r"\d+号$", "", shops[0][3])
+            spots.append(("ILLEGAL_PARKING", f"{street}商业街", cx, cy))
+            markets = [s for s in shops if s[2] == "超市"] or [s for s in shops if s[2] == "餐饮"]
+            if markets:
+                m = min(
+                    markets,
+                    key=lambda s: (not s[1].endswith("菜场"), -math.hypot(s[4] - cx, s[5] - cy)),
+                )
+                spots.append(("NOISE", m[1], m[4], m[5]))
+        r = _rng(seed, f"case-hotspots:{sub}").random
+        for category, names in (("MOSQUITOES", GARDEN_NAMES), ("GREEN_LAND_VEGETABLES",
+                                                               ESTATE_NAMES)):  # fmt: skip
+            options = [(code, name, *_xy(lon, lat)) for code, name, lon, lat
+                       in compounds.get(sub, []) if names.search(name)]  # fmt: skip
+            apart = [o for o in options
+                     if all(math.hypot(o[2] - x, o[3] - y) >= HOTSPOT_APART_M
+                            for _, _, x, y in spots)]  # fmt: skip
+            options = apart or options
+            if options:
+                _, name, x, y = _pick(r, options)
+                spots.append((category, re.sub(r"\d+号楼?$", "", name), x, y))
+        for category, place, x, y in spots:
+            share, sigma = HOTSPOTS[category]
+            found.append(CaseHotspot(sub, category, place, *_lonlat(x, y), sigma, share * scale))
+    return found
+
+
+@dataclass(eq=False)
+class _CaseCalendar:
+    """A subdistrict's days, from ``base`` (day 0) on: the window is days [start, end), ``end``
+    being today, whose midnight is the horizon no step passes. Times are minutes from day 0's
+    midnight, local."""
+
+    base: dt.date
+    start: int
+    end: int
+    months: list[int]  # the window's month boundaries as day numbers, ``end`` last
+    dates: list[str]
+    years: list[int]
+    month_of_year: list[int]
+    weekdays: list[int]
+    offsets: list[str]
+    shifts: list[int]  # UTC offset in minutes
+    working: list[bool]
+    # Hours of the community office (a duty officer registers cases on days off), of its
+    # dispatching and of the departments (working days only), of grid workers' checks.
+    office: list[tuple[int, int] | None]
+    department: list[tuple[int, int] | None]
+    rounds: list[tuple[int, int] | None]
+
+
+def _case_calendar(
+    today: dt.date, zone: str, holidays: dict[dt.date, bool], earliest: dt.date | None
+) -> _CaseCalendar:
+    tz = ZoneInfo(zone)
+    months = case_months(today)
+    base = min(months[0], earliest) if earliest else months[0]
+    total = (today - base).days + CASE_EXTRA_DAYS
+    cal = _CaseCalendar(
+        base=base, start=(months[0] - base).days, end=(today - base).days,
+        months=[(m - base).days for m in months], dates=[], years=[], month_of_year=[],
+        weekdays=[], offsets=[], shifts=[], working=[], office=[], department=[], rounds=[],
+    )  # fmt: skip
+    for k in range(total):
+        day = base + dt.timedelta(days=k)
+        # Offsets at noon, as the visits take them (DST changes fall at night).
+        offset = dt.datetime(day.year, day.month, day.day, 12, tzinfo=tz).utcoffset()
+        assert offset is not None
+        minutes = int(offset.total_seconds()) // 60
+        sign = "-" if minutes < 0 else "+"
+        working = holidays.get(day, day.weekday() < 5)
+        cal.dates.append(day.isoformat())
+        cal.years.append(day.year)
+        cal.month_of_year.append(day.month)
+        cal.weekdays.append(day.weekday())
+        cal.offsets.append(f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}")
+        cal.shifts.append(minutes)
+        cal.working.append(working)
+        cal.office.append((510, 1050) if working else (540, 720))
+        cal.department.append((510, 1050) if working else None)
+        cal.rounds.append((510, 1080) if working else None)
+    return cal
+
+
+def _office_delay(r: Callable[[], float], quick: int, slow: int) -> int:
+    """Minutes before the office's next step: often within ``quick``, else up to ``slow`` (a
+    check on the spot, a unit to agree with, a resident to call back)."""
+    if r() < 0.45:
+        return 5 + int(r() * quick)
+    return quick + int(r() * (slow - quick))
+
+
+def _in_hours(hours: list[tuple[int, int] | None], t: int, r: Callable[[], float]) -> int:
+    """``t``, or a little after the next opening if it falls outside ``hours``."""
+    d, m = divmod(t, 1440)
+    if d >= len(hours) - 8:
+        return t
+    h = hours[d]
+    if h is not None:
+        if m < h[0]:
+            return d * 1440 + h[0] + int(r() * 25)
+        if m < h[1]:
+            return t
+    d += 1
+    while hours[d] is None:
+        d += 1
+    return d * 1440 + hours[d][0] + int(r() * 25)  # type: ignore[index]
+
+
+@dataclass(eq=False)
+class _CaseGrid:
+    code: str
+    # Micro-grids: (code, x0, x1, y0, y1 (metres), a box?, fallback x, y, building name,
+    # street (the address up to the lane), building x0, x1, y0, y1)
+    micros: list[tuple[Any, ...]]
+    cum: list[float]
+    weight: float
+    workers: list[str]
+    leaders: list[str]
+    office: list[str]  # the community's staff
+
+
+@dataclass(eq=False)
+class _CaseArea:
+    code: str
+    cal: _CaseCalendar
+    households: int
+    grids: list[_CaseGrid]
+    grid_cum: list[float]
+    center: list[str]
+    departments: dict[str, list[str]]
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    # category → (hotspot, its located points: x, y, EWKB hex, grid, micro-grid)
+    hotspots: dict[str, tuple[CaseHotspot, list[tuple[Any, ...]]]] = field(default_factory=dict)
+
+
+class _Case:
+    __slots__ = (
+        "area",
+        "category",
+        "day",
+        "deadline",
+        "demand",
+        "external",
+        "grid",
+        "hex",
+        "id",
+        "key",
+        "merged",
+        "micro",
+        "name",
+        "number",
+        "phone",
+        "priority",
+        "reporter",
+        "role",
+        "source",
+        "source_category",
+        "steps",
+        "text",
+        "unit",
+        "visit",
+        "x",
+        "y",
+    )  # fmt: skip
+
+    def __init__(self, id: str, area: _CaseArea, grid: _CaseGrid, source: str) -> None:
+        self.id, self.area, self.grid, self.source = id, area, grid, source
+        self.source_category = self.name = self.phone = self.visit = self.demand = NULL
+        self.external = self.reporter = NULL
+        self.merged: _Case | None = None
+        self.deadline: tuple[int, int] | None = None
+        self.number = ""
+
+
+CASE_MICRO_GRIDS = """
+SELECT m.code, g.code, ST_XMin(m.geom), ST_XMax(m.geom), ST_YMin(m.geom), ST_YMax(m.geom),
+       ST_Equals(m.geom, ST_Envelope(m.geom)), ST_X(p), ST_Y(p), b.name, b.address,
+       ST_XMin(b.geom), ST_XMax(b.geom), ST_YMin(b.geom), ST_YMax(b.geom), coalesce(h.n, 0)
+FROM micro_grid m
+JOIN grid g ON g.id = m.grid_id
+CROSS JOIN LATERAL ST_PointOnSurface(m.geom) p
+LEFT JOIN LATERAL (
+    SELECT b.id, b.name, b.address, b.geom FROM building b WHERE b.micro_grid_id = m.id
+    ORDER BY b.code LIMIT 1
+) b ON true
+LEFT JOIN (
+    SELECT building_id, count(*) AS n FROM household WHERE moved_out IS NULL GROUP BY 1
+) h ON h.building_id = b.id
+ORDER BY m.code
+"""
+# Points located as the app locates a case: the grid, then the micro-grid, covering it (the
+# first by code on a shared edge).
+CASE_LOCATE = """
+SELECT p.i, m.code, m.grid
+FROM unnest(%s::float8[], %s::float8[]) WITH ORDINALITY AS p(lon, lat, i)
+CROSS JOIN LATERAL (
+    SELECT m.code, g.code FROM micro_grid m JOIN grid g ON g.id = m.grid_id
+    WHERE ST_Covers(m.geom, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))
+    ORDER BY m.code LIMIT 1
+) m (code, grid)
+ORDER BY p.i
+"""
+ESCALATED_DEMANDS = """
+SELECT d.id::text, d.visit_id::text, d.household_code, d.text, d.category, d.raised_at,
+       d.closed_at, w.code, lower(w.role::text), ST_X(h.location), ST_Y(h.location)
+FROM demand d
+JOIN household h ON h.id = d.household_id
+LEFT JOIN visit v ON v.id = d.visit_id
+LEFT JOIN worker w ON w.id = v.worker_id
+WHERE d.resolution = 'ESCALATED'
+  AND NOT EXISTS (SELECT 1 FROM grid_case c WHERE c.demand_id = d.id)
+ORDER BY d.raised_at, d.id
+"""
+
+
+def _street_of(address: str | None) -> str:
+    """The lane of an address (北京路50弄3号 → 北京路50弄), for a case on the street by it."""
+    if not address:
+        return "小区"
+    cut = address.find("弄")
+    return address[: cut + 1] if cut > 0 else re.sub(r"\d+号$", "", address)
+
+
+def _cumulative(weights: Sequence[float]) -> list[float]:
+    return list(itertools.accumulate(weights))
+
+
+def _draw(r: Callable[[], float], cum: list[float]) -> int:
+    """An index drawn with the weights whose running sums are ``cum`` (zero weights never)."""
+    return bisect.bisect(cum, r() * cum[-1])
+
+
+def _department_staff(ctx: _Context) -> None:
+    """Two department staff in each subdistrict for each unit of the catalogue that has none
+    there (version 1 staffed six units; the catalogue also dispatches to U-GREEN and U-POLICE),
+    numbered on from the subdistrict's last department number."""
+    cur = ctx.cur
+    cur.execute("SELECT code FROM unit ORDER BY code")
+    units = [u for (u,) in cur.fetchall()]
+    cur.execute(
+        "SELECT s.code, s.id::text, w.unit_code, w.code FROM subdistrict s"
+        " LEFT JOIN worker w ON w.subdistrict_id = s.id AND w.role = 'DEPARTMENT'"
+        " ORDER BY s.code, w.code"
+    )
+    staffed: dict[tuple[str, str], bool] = {}
+    last: dict[str, int] = {}
+    ids: dict[str, str] = {}
+    for sub, sid, unit, code in cur.fetchall():
+        ids[sub] = sid
+        last.setdefault(sub, 0)
+        if code is not None:
+            staffed[(sub, unit)] = True
+            tail = code.rsplit("-", 1)[-1]
+            if tail.isdigit():
+                last[sub] = max(last[sub], int(tail))
+    rng = _rng(ctx.seed, "case-departments")
+    r = rng.random
+    people = _People(rng)
+    rows: list[str] = []
+    for sub in sorted(ids):
+        for unit in units:
+            if (sub, unit) in staffed:
+                continue
+            for _ in range(2):
+                last[sub] += 1
+                gender = "F" if r() < 0.6 else "M"
+                name = people.surname() + people.given(gender, _int_between(r, 1965, 2000))
+                rows.append(
+                    f"{_uuid(rng)}\tJA{sub[-3:]}-{WORKER_TAGS['DEPARTMENT']}-{last[sub]:04d}\t"
+                    f"{name}\t{people.phone()}\tDEPARTMENT\t{ids[sub]}\t{NULL}\t{unit}\n"
+                )
+    ctx.copy("worker", rows)
+
+
+class _CaseHistory:
+    """Twelve months of cases ending yesterday, generated day by day (so they are numbered in
+    the order they were reported, per local year, as they stream out) from one random stream
+    keyed by the seed and the first day: the same seed on the same day gives the same rows."""
+
+    def __init__(self, cur: Any, seed: int, subdistricts: list[tuple[Any, ...]]) -> None:
+        self.seed = seed
+        cur.execute("SELECT day, working FROM holiday")
+        holidays = dict(cur.fetchall())
+        cur.execute(
+            "SELECT code, default_unit, time_limit, time_unit FROM case_category WHERE active"
+            " ORDER BY code"
+        )
+        self.limits = {code: (unit, n, kind) for code, unit, n, kind in cur.fetchall()}
+        cur.execute("SELECT code, name FROM unit")
+        self.unit_names = dict(cur.fetchall())
+        cur.execute("SELECT year, last FROM case_counter")
+        self.numbers: dict[int, int] = dict(cur.fetchall())
+        self.first_numbers = dict(self.numbers)
+        cur.execute(ESCALATED_DEMANDS)
+        demands = cur.fetchall()
+        earliest: dict[str, dt.date] = {}
+        zones = {code: zone for code, _, zone, _ in subdistricts}
+        located = []
+        for d in demands:
+            sub = d[2][:9]
+            if sub not in zones:
+                continue
+            tz = ZoneInfo(zones[sub])
+            raised, closed = d[5].astimezone(tz), d[6].astimezone(tz) if d[6] else None
+            located.append((sub, raised, closed, d))
+            if sub not in earliest or raised.date() < earliest[sub]:
+                earliest[sub] = raised.date()
+        self.areas: dict[str, _CaseArea] = {}
+        home = min(subdistricts, key=lambda s: (s[0] != HOME_SUBDISTRICT, s[0]))
+        self.key_day = case_months(home[3])[0]
+        self.r = _rng(seed, f"cases:{self.key_day.isoformat()}").random
+        self.ids = _rng(seed, f"case-ids:{self.key_day.isoformat()}")
+        self.people = _People(_rng(seed, f"case-people:{self.key_day.isoformat()}"))
+        for code, _sid, zone, today in subdistricts:
+            cal = _case_calendar(today, zone, holidays, earliest.get(code))
+            self.areas[code] = _CaseArea(code, cal, 0, [], [], [], {})
+        # Each area's offset from the home calendar's day numbers (zones may differ by a day).
+        self.shift = {code: (a.cal.base - self.areas[home[0]].cal.base).days
+                      for code, a in self.areas.items()}  # fmt: skip
+        self._grids(cur, seed)
+        self._staff(cur)
+        self._volumes()
+        self._hotspots(cur, seed)
+        self.category_tables = self._category_tables()
+        # Days (in home numbering) → cases waiting for them: escalated demands, duplicates.
+        self.pending: dict[int, list[Any]] = {}
+        for sub, raised, closed, d in located:
+            area = self.areas[sub]
+            day = (raised.date() - area.cal.base).days + self.shift[sub]
+            self.pending.setdefault(day, []).append((area, raised, closed, d))
+        # The days to go through, in home numbering: from the earliest area's first to today.
+        self.first_day = min(self.shift.values())
+        self.days = max(a.cal.end + self.shift[c] for c, a in self.areas.items()) + 1
+        self.serials: dict[str, int] = {}
+
+    def _grids(self, cur: Any, seed: int) -> None:
+        cur.execute(CASE_MICRO_GRIDS)
+        grids: dict[str, _CaseGrid] = {}
+        weights: dict[str, list[float]] = {}
+        for row in cur.fetchall():
+            code, grid, x0, x1, y0, y1, box, px, py, bname, address, *bb, n = row
+            if grid[:9] not in self.areas:
+                continue
+            g = grids.get(grid)
+            if g is None:
+                g = grids[grid] = _CaseGrid(grid, [], [], 0.0, [], [], [])
+                weights[grid] = []
+            mx0, my0 = _xy(x0, y0)
+            mx1, my1 = _xy(x1, y1)
+            fx, fy = _xy(px, py)
+            if bb[0] is None:  # no building: its middle
+                bx0 = bx1 = (mx0 + mx1) / 2
+                by0 = by1 = (my0 + my1) / 2
+            else:
+                (bx0, by0), (bx1, by1) = _xy(bb[0], bb[2]), _xy(bb[1], bb[3])
+            box = bool(box) and mx1 - mx0 > 2 and my1 - my0 > 2
+            g.micros.append((code, mx0, mx1, my0, my1, box, fx, fy, bname or f"{code}微网格",
+                             _street_of(address), bx0, bx1, by0, by1))  # fmt: skip
+            weights[grid].append(n + 2.0)
+            self.areas[grid[:9]].households += n
+        # Some grids see more trouble than others (old lanes, a market, a building site).
+        r = _rng(seed, "case-grids").random
+        for code in sorted(grids):
+            g = grids[code]
+            g.cum = _cumulative(weights[code])
+            g.weight = g.cum[-1] * (0.6 + r())
+            self.areas[code[:9]].grids.append(g)
+        for area in self.areas.values():
+            area.grid_cum = _cumulative([g.weight for g in area.grids])
+        self.grids = grids
+
+    def _staff(self, cur: Any) -> None:
+        for code, team in _teams(cur, self.seed).items():
+            g = self.grids.get(code)
+            if g is not None:
+                g.workers = [c for _, c in team.workers]
+                g.leaders = [c for _, c in team.leaders]
+        cur.execute(
+            "SELECT c.code, w.code FROM worker w JOIN community c ON c.id = w.community_id"
+            " WHERE w.role = 'COMMUNITY' ORDER BY w.code"
+        )
+        office: dict[str, list[str]] = {}
+        for comm, code in cur.fetchall():
+            office.setdefault(comm, []).append(code)
+        for g in self.grids.values():
+            g.office = office.get(g.code[:12], [])
+        cur.execute(
+            "SELECT s.code, w.role::text, w.unit_code, w.code FROM worker w"
+            " JOIN subdistrict s ON s.id = w.subdistrict_id"
+            " WHERE w.role IN ('GRID_CENTER', 'DEPARTMENT') ORDER BY w.code"
+        )
+        for sub, role, unit, code in cur.fetchall():
+            area = self.areas.get(sub)
+            if area is None:
+                continue
+            if role == "GRID_CENTER":
+                area.center.append(code)
+            else:
+                area.departments.setdefault(unit, []).append(code)
+
+    def _volumes(self) -> None:
+        """Each area's cases of each source on each day of the window: the month's total from
+        its rate, spread over its days by weekday with some day-to-day chance."""
+        r = _rng(self.seed, f"case-volumes:{self.key_day.isoformat()}").random
+        for code in sorted(self.areas):
+            area = self.areas[code]
+            cal = area.cal
+            for source, (low, high) in CASE_RATES.items():
+                counts = [0] * len(cal.dates)
+                weekdays = CASE_WEEKDAYS[source]
+                for j in range(CASE_MONTHS):
+                    a, b = cal.months[j], cal.months[j + 1]
+                    rate = low * (high / low) ** (j / (CASE_MONTHS - 1))
+                    n = round(rate * area.households / 1000 * (b - a) / 30.4375)
+                    spread = [weekdays[cal.weekdays[d]] * (0.6 + 0.8 * r()) for d in range(a, b)]
+                    for d, k in zip(range(a, b), _apportion(n, spread), strict=True):
+                        counts[d] = k
+                area.counts[source] = counts
+
+    def _hotspots(self, cur: Any, seed: int) -> None:
+        households = {code: a.households for code, a in self.areas.items()}
+        for spot in _hotspot_sites(cur, seed, households):
+            area = self.areas.get(spot.subdistrict)
+            if area is None or spot.category not in self.limits or spot.share <= 0:
+                continue
+            r = _rng(seed, f"case-pool:{spot.subdistrict}:{spot.category}").random
+            cx, cy = _xy(spot.lon, spot.lat)
+            points = []
+            for _ in range(HOTSPOT_POOL):
+                # Box-Muller from random(), whose algorithm is promised to stay.
+                radius = math.sqrt(-2.0 * math.log(1.0 - r()))
+                angle = 2 * math.pi * r()
+                x = cx + spot.sigma[0] * radius * math.cos(angle)
+                y = cy + spot.sigma[1] * radius * math.sin(angle)
+                points.append((x, y, *_lonlat(x, y)))
+            cur.execute(CASE_LOCATE, ([p[2] for p in points], [p[3] for p in points]))
+            pool = []
+            for i, micro, grid in cur.fetchall():
+                x, y, lon, lat = points[i - 1]
+                if grid in self.grids and grid.startswith(area.code):
+                    hexed = _POINT(1, _EWKB_POINT, SRID, lon, lat).hex()
+                    pool.append((x, y, hexed, self.grids[grid], micro))
+            if pool:
+                area.hotspots[spot.category] = (spot, pool)
+
+    def _category_tables(self) -> dict[tuple[str, int], tuple[list[str], list[float]]]:
+        tables = {}
+        for s, source in enumerate(CASE_RATES):
+            for month in range(1, 13):
+                codes, weights = [], []
+                for code, (*by_source, _, season) in CASE_CATEGORIES.items():
+                    if code not in self.limits:
+                        continue
+                    factor = SEASONS[season][month - 1] if season else 1.0
+                    if by_source[s] * factor > 0:
+                        codes.append(code)
+                        weights.append(by_source[s] * factor)
+                tables[(source, month)] = (codes, _cumulative(weights))
+        return tables
+
+    # ----------------------------------------------------------------------------------------
+
+    def rows(self, stop: threading.Event) -> Iterator[tuple[int, list[str], list[str]]]:
+        """(days done, grid_case rows, case_event rows), a few days at a time."""
+        cases: list[str] = []
+        events: list[str] = []
+        done = 0
+        areas = [self.areas[c] for c in sorted(self.areas)]
+        for day in range(self.first_day, self.days):
+            if stop.is_set():
+                return
+            bucket: list[_Case] = []
+            for item in self.pending.pop(day, ()):
+                bucket.append(item if isinstance(item, _Case) else self._escalated(*item))
+            for area in areas:
+                d = day - self.shift[area.code]
+                if area.cal.start <= d < area.cal.end:
+                    for source in CASE_RATES:
+                        for _ in range(area.counts[source][d]):
+                            case = self._reported(area, source, d)
+                            if case is not None:
+                                bucket.append(case)
+            bucket.extend(self.pending.pop(day, ()))  # the same day's second reports
+            bucket.sort(key=lambda c: c.key)
+            for case in bucket:
+                self._number(case)
+            for case in bucket:
+                self._format(case, cases, events)
+            done += 1
+            if len(events) >= CASE_CHUNK_EVENTS:
+                yield done, cases, events
+                cases, events, done = [], [], 0
+        if cases or done:
+            yield done, cases, events
+
+    def _number(self, case: _Case) -> None:
+        cal = case.area.cal
+        year = cal.years[case.day]
+        n = self.numbers.get(year, 0) + 1
+        self.numbers[year] = n
+        case.number = f"{year}-{n:06d}"
+        if case.source == "HOTLINE_12345":
+            date = cal.dates[case.day].replace("-", "")
+            serial = self.serials.get(date)
+            if serial is None:
+                serial = 100 + int(self.r() * 900)
+            else:  # the hotline's numbers run across the city: gaps between this street's
+                serial += 1 + int(self.r() * 40)
+            self.serials[date] = serial
+            case.external = f"12345-{date}-{serial:06d}"
+
+    # ----------------------------------------------------------------------------------------
+
+    def _office(self, g: _CaseGrid) -> tuple[str, str]:
+        """Who in the office takes a step: the community's staff, now and then the center's."""
+        r = self.r
+        center = g.code[:9] in self.areas and self.areas[g.code[:9]].center
+        if g.office and (not center or r() < 0.9):
+            return g.office[int(r() * len(g.office))], "community"
+        if center:
+            return center[int(r() * len(center))], "grid_center"
+        return NULL, "community"
+
+    def _center(self, g: _CaseGrid) -> tuple[str, str]:
+        """The grid center's staff on duty (for urgent cases), else the office's."""
+        center = self.areas[g.code[:9]].center if g.code[:9] in self.areas else []
+        if center:
+            return center[int(self.r() * len(center))], "grid_center"
+        return self._office(g)
+
+    def _department(self, area: _CaseArea, unit: str) -> str:
+        staff = area.departments.get(unit)
+        return staff[int(self.r() * len(staff))] if staff else NULL
+
+    def _grid_worker(self, g: _CaseGrid) -> tuple[str, str]:
+        if g.workers:
+            return g.workers[int(self.r() * len(g.workers))], "grid_worker"
+        return self._office(g)
+
+    def _resident(self, full: bool) -> tuple[str, str]:
+        r, people = self.r, self.people
+        x = 1.0 if full else r()
+        if x < 0.1:
+            name = NULL  # an anonymous caller
+        elif x < 0.55:
+            name = people.surname() + ("先生" if r() < 0.45 else "女士")
+        else:
+            gender = "F" if r() < 0.55 else "M"
+            name = people.surname() + people.given(gender, _int_between(r, 1940, 2002))
+        return name, people.phone()
+
+    def _place(self, micro: tuple[Any, ...], kind: str) -> tuple[float, float]:
+        """A point inside the micro-grid (0.8 m from its edges): on the street or the lane by
+        its edge, by its building, or at it."""
+        _, x0, x1, y0, y1, box, fx, fy, _, _, bx0, bx1, by0, by1 = micro
+        if not box:
+            return fx, fy
+        r = self.r
+        if kind == "street":
+            depth = 1.5 + 5.0 * r()
+            side = int(r() * 4)
+            if side < 2:
+                x = x0 + depth if side == 0 else x1 - depth
+                y = y0 + (y1 - y0) * r()
+            else:
+                y = y0 + depth if side == 2 else y1 - depth
+                x = x0 + (x1 - x0) * r()
+        elif kind == "near":
+            angle = 2 * math.pi * r()
+            reach = max(bx1 - bx0, by1 - by0) / 2 + 2.0 + 8.0 * r()
+            x = (bx0 + bx1) / 2 + reach * math.cos(angle)
+            y = (by0 + by1) / 2 + reach * math.sin(angle)
+        else:
+            x = bx0 + (bx1 - bx0) * (0.2 + 0.6 * r())
+            y = by0 + (by1 - by0) * (0.2 + 0.6 * r())
+        return min(max(x, x0 + 0.8), x1 - 0.8), min(max(y, y0 + 0.8), y1 - 0.8)
+
+    def _reporter(self, case: _Case) -> None:
+        r = self.r
+        g = case.grid
+        if case.source == "GRID_WHISTLE":
+            if g.leaders and r() < 0.25:
+                case.reporter, case.role = g.leaders[int(r() * len(g.leaders))], "micro_grid_leader"
+            else:
+                case.reporter, case.role = self._grid_worker(g)
+        elif case.source == "HOTLINE_12345":
+            # The grid center imports the 12345 work order; the caller is a resident.
+            center = case.area.center
+            case.reporter = center[int(r() * len(center))] if center else NULL
+            case.role = "grid_center"
+            case.name, case.phone = self._resident(False)
+        else:
+            case.reporter, case.role = NULL, "public"
+            case.name, case.phone = self._resident(True)
+
+    def _reported(self, area: _CaseArea, source: str, day: int) -> _Case | None:
+        """A new case of ``source`` reported on ``day`` in ``area``."""
+        r = self.r
+        cal = area.cal
+        codes, cum = self.category_tables[(source, cal.month_of_year[day])]
+        if not codes or not area.grids:
+            return None
+        category = codes[_draw(r, cum)]
+        hours = "NOISE" if category == "NOISE" and source != "GRID_WHISTLE" else source
+        hour = _draw(r, _HOUR_CUM[hours])
+        t0 = day * 1440 + hour * 60 + int(r() * 60)
+        spot = area.hotspots.get(category)
+        if spot is not None and r() < spot[0].share:
+            x, y, hexed, g, micro = _pick(r, spot[1])
+            text = _pick(r, HOTSPOT_TEXTS[category]).format(p=spot[0].place)
+            where: tuple[Any, ...] | None = None
+        else:
+            g = area.grids[_draw(r, area.grid_cum)]
+            where = g.micros[_draw(r, g.cum)]
+            micro = where[0]
+            x, y = self._place(where, CASE_CATEGORIES[category][3])
+            hexed = _point_hex(x, y)
+            text = _pick(r, CASE_TEXTS[category]).format(b=where[8], s=where[9])
+        case = _Case(_uuid(self.ids), area, g, source)
+        case.category, case.text, case.hex, case.x, case.y = category, text, hexed, x, y
+        case.micro = (micro, where)
+        case.unit = self.limits[category][0]
+        urgent = URGENT_RATE.get(category, URGENT_OTHERWISE)
+        case.priority = "URGENT" if r() < urgent else "NORMAL"
+        self._reporter(case)
+        sec = int(r() * 60)
+        self._when(case, t0, sec)
+        reject = r() < REJECT_RATE[source]
+        self._timeline(case, t0, sec, reject, self._fate(case, t0))
+        if not reject and r() < DUPLICATE_RATE:
+            self._duplicate(case)
+        return case
+
+    def _when(self, case: _Case, t: int, sec: int) -> None:
+        cal = case.area.cal
+        day = t // 1440
+        case.day = day
+        instant = (cal.base.toordinal() + day) * 1440 + t % 1440 - cal.shifts[day]
+        case.key = (instant * 60 + sec, case.id)
+
+    def _fate(self, case: _Case, t0: int) -> str | None:
+        """Where a case stops for good (never handled, left returned), where a recent one is
+        waiting, or None: it goes all the way unless today comes first."""
+        r = self.r
+        x = r()
+        if x < STUCK_RATE:
+            return "DISPATCHED"
+        if x < STUCK_RATE * 1.35:
+            return "RETURNED"
+        if case.area.cal.end * 1440 - t0 < BACKLOG_DAYS * 1440 and r() < BACKLOG_RATE:
+            return _pick(r, ("REPORTED", "ACCEPTED", "HANDLED", "VERIFIED"))
+        return None
+
+    def _timeline(
+        self, case: _Case, t0: int, sec: int, reject: bool, stop: str | None,
+        horizon: bool = True,
+    ) -> None:  # fmt: skip
+        """The case's steps from its report on: office hours for the office, the departments'
+        working days for categories with working-day limits, the deadline from the catalogue,
+        some handled late, some returned; cut at today's midnight (the later steps are still
+        to come) or where ``stop`` leaves it."""
+        r = self.r
+        cal = case.area.cal
+        g = case.grid
+        steps: list[tuple[Any, ...]] = [
+            (t0, sec, "REPORT", NULL, "REPORTED", case.reporter, case.role, NULL,
+             CASE_NOTES[case.source])
+        ]  # fmt: skip
+
+        def step(t: int, action: str, frm: str, to: str, who: tuple[str, str],
+                 unit: str = NULL, note: str = NULL) -> int:  # fmt: skip
+            t = max(t, steps[-1][0] + 1)
+            steps.append((t, int(r() * 60), action, frm, to, who[0], who[1], unit, note))
+            return t
+
+        # Urgent cases go through the grid center, on duty day and night, within minutes.
+        urgent = case.priority == "URGENT"
+        if urgent:
+            t = t0 + 3 + int(r() * 20)
+        else:
+            t = _in_hours(cal.office, t0 + _office_delay(r, 120, 30 * 60), r)
+        office = self._center if urgent else self._office
+        if reject:
+            step(t, "REJECT", "REPORTED", "REJECTED", office(g), NULL,
+                 _pick(r, CASE_NOTES["REJECT"]))  # fmt: skip
+            case.steps = self._cut(case, steps, horizon)
+            return
+        t = step(t, "ACCEPT", "REPORTED", "ACCEPTED", office(g), NULL,
+                 _pick(r, CASE_NOTES["ACCEPT"]))  # fmt: skip
+        if urgent:
+            t += 2 + int(r() * 13)
+        else:  # dispatched on a working day, at once or after a check on the spot
+            t = _in_hours(cal.department, t + _office_delay(r, 120, 72 * 60), r)
+        unit = case.unit
+        t = step(t, "DISPATCH", "ACCEPTED", "DISPATCHED", office(g), unit,
+                 f"派遣至{self.unit_names.get(unit, unit)}")  # fmt: skip
+        dispatched = len(steps) - 1
+        _, limit, kind = self.limits[case.category]
+        late = r() < LATE_RATE
+        deadline = self._deadline(case, t, steps[-1][1])
+        if kind == "HOURS":
+            th = t + 5 + int(limit * 60 * (0.1 + 0.8 * r() ** 1.5))
+            if late:
+                th = deadline[0] + 15 + int(r() * limit * 30)
+        else:
+            th = _in_hours(cal.department, t + 60 + int((deadline[0] - t) * 0.7 * r() ** 2), r)
+            if late:
+                th = _in_hours(cal.department, deadline[0] + 60 + int(r() * 4 * 1440), r)
+        handle = HANDLE_NOTES.get(case.category, CASE_NOTES["HANDLE"])
+        returns = 0
+        if r() < RETURN_RATE:
+            returns = 2 if r() < RETURN_TWICE else 1
+        if stop == "DISPATCHED":
+            returns = -1
+        elif stop == "RETURNED":
+            returns = max(returns, 1)
+        if returns >= 0:
+            department = (self._department(case.area, unit), "department")
+            t = step(th, "HANDLE", "DISPATCHED", "HANDLED", department, unit, _pick(r, handle))
+            for k in range(returns):
+                tr = _in_hours(cal.rounds, t + 60 + int(r() * 1.5 * 1440), r)
+                t = step(tr, "RETURN", "HANDLED", "RETURNED", self._grid_worker(g), NULL,
+                         _pick(r, CASE_NOTES["RETURN"]))  # fmt: skip
+                if stop == "RETURNED" and k == returns - 1:
+                    break
+                if kind == "HOURS":  # round the clock, within the limit
+                    th = t + 30 + int(r() * limit * 60)
+                else:
+                    th = _in_hours(cal.department, t + 120 + int(r() * 2.5 * 1440), r)
+                department = (self._department(case.area, unit), "department")
+                t = step(th, "HANDLE", "RETURNED", "HANDLED", department, unit, _pick(r, handle))
+            if stop not in ("DISPATCHED", "RETURNED"):
+                t = step(_in_hours(cal.rounds, t + 30 + int(r() ** 2 * 2.5 * 1440), r), "VERIFY",
+                         "HANDLED", "VERIFIED", self._grid_worker(g), NULL,
+                         _pick(r, CASE_NOTES["VERIFY"]))  # fmt: skip
+                # Closed once the resident is called back, on a working day.
+                t = _in_hours(cal.department, t + 10 + int(r() ** 2 * 2880), r)
+                step(t, "CLOSE", "VERIFIED", "CLOSED", self._office(g), NULL,
+                     _pick(r, CASE_NOTES["CLOSE"]))  # fmt: skip
+        if stop in ("REPORTED", "ACCEPTED", "HANDLED", "VERIFIED"):  # waiting there
+            steps = steps[: max(k for k, s in enumerate(steps) if s[4] == stop) + 1]
+        steps = self._cut(case, steps, horizon)
+        if len(steps) > dispatched:
+            case.deadline = deadline
+        case.steps = steps
+
+    @staticmethod
+    def _cut(case: _Case, steps: list[tuple[Any, ...]], horizon: bool) -> list[tuple[Any, ...]]:
+        """The steps taken before today's midnight (the report always): the rest are to come."""
+        if not horizon:
+            return steps
+        end = case.area.cal.end * 1440
+        kept = 1
+        while kept < len(steps) and steps[kept][0] < end:
+            kept += 1
+        return steps[:kept]
+
+    def _deadline(self, case: _Case, t: int, sec: int) -> tuple[int, int]:
+        """From a dispatch at ``t``: the category's limit in hours, or the end (24:00 local) of
+        the n-th working day after the dispatch day (the ``holiday`` rows counted)."""
+        _, limit, kind = self.limits[case.category]
+        if kind == "HOURS":
+            return t + limit * 60, sec
+        working = case.area.cal.working
+        d, left = t // 1440, limit
+        while left:
+            d += 1
+            if d >= len(working) - 1 or working[d]:
+                left -= 1
+        return (d + 1) * 1440, 0
+
+    def _duplicate(self, first: _Case) -> None:
+        """The same problem reported again by someone else nearby a little later, merged into
+        the first case by the office while that one is still open."""
+        r = self.r
+        cal = first.area.cal
+        steps = first.steps
+        limit = cal.end * 1440
+        if steps[-1][4] == "CLOSED":
+            limit = min(limit, steps[-1][0])
+        limit -= 1
+        t = first.steps[0][0] + 60 + int(r() * 48 * 60)
+        accept = r() < 0.4
+        ta = _in_hours(cal.office, t + 5 + int(r() * 120), r)
+        tm = _in_hours(cal.office, (ta if accept else t) + 10 + int(r() * 480), r)
+        if tm >= limit:
+            accept, tm = False, t + 5 + int(r() * 30)
+        if tm >= limit:
+            return
+        case = _Case(_uuid(self.ids), first.area, first.grid, first.source)
+        case.category, case.unit, case.priority = first.category, first.unit, first.priority
+        where = first.micro[1]
+        x = first.x + (r() - 0.5) * 40.0
+        y = first.y + (r() - 0.5) * 40.0
+        if where is not None and where[5]:
+            x = min(max(x, where[1] + 0.8), where[2] - 0.8)
+            y = min(max(y, where[3] + 0.8), where[4] - 0.8)
+            case.hex = _point_hex(x, y)
+        else:
+            x, y, case.hex = first.x, first.y, first.hex
+        case.x, case.y, case.micro = x, y, first.micro
+        case.text = first.text
+        self._reporter(case)
+        sec = int(r() * 60)
+        self._when(case, t, sec)
+        steps = [(t, sec, "REPORT", NULL, "REPORTED", case.reporter, case.role, NULL,
+                  CASE_NOTES[case.source])]  # fmt: skip
+        state = "REPORTED"
+        if accept:
+            who = self._office(first.grid)
+            steps.append((max(ta, t + 1), int(r() * 60), "ACCEPT", "REPORTED", "ACCEPTED",
+                          *who, NULL, _pick(r, CASE_NOTES["ACCEPT"])))  # fmt: skip
+            state = "ACCEPTED"
+        who = self._office(first.grid)
+        steps.append((max(tm, steps[-1][0] + 1), int(r() * 60), "MERGE", state, "CLOSED", *who,
+                      NULL, None))  # fmt: skip
+        case.steps = steps
+        case.merged = first
+        day = case.day + self.shift[first.area.code]
+        self.pending.setdefault(day, []).append(case)
+
+    def _escalated(
+        self, area: _CaseArea, raised: dt.datetime, closed: dt.datetime | None,
+        demand: tuple[Any, ...],
+    ) -> _Case:  # fmt: skip
+        """The case of a demand escalated on a visit, as the app opens it: reported by the
+        visitor at the visit's time at the household's home, its text the demand's; closed when
+        the demand was (or rejected then), else still open (old ones stuck with a department)."""
+        r = self.r
+        did, vid, hcode, text, category, _, _, wcode, role, lon, lat = demand
+        cal = area.cal
+        g = self.grids.get(hcode[:15]) or area.grids[0]
+        case = _Case(_uuid(self.ids), area, g, "VISIT")
+        code = DEMAND_CATEGORY_CODES.get(category or "", category)
+        if code not in self.limits:
+            code = "OTHER" if "OTHER" in self.limits else next(iter(self.limits))
+            case.source_category = category or NULL
+        case.category, case.text = code, text
+        case.hex = _POINT(1, _EWKB_POINT, SRID, lon, lat).hex()
+        case.x, case.y = _xy(lon, lat)
+        case.micro = (hcode[:18], None)
+        case.unit = self.limits[code][0]
+        case.priority = "URGENT" if r() < URGENT_RATE.get(code, URGENT_OTHERWISE) else "NORMAL"
+        case.reporter, case.role = wcode or NULL, role or "grid_worker"
+        case.visit, case.demand = vid or NULL, did
+        day = (raised.date() - cal.base).days
+        t0 = day * 1440 + raised.hour * 60 + raised.minute
+        self._when(case, t0, raised.second)
+        if closed is None:
+            recent = cal.end * 1440 - t0 < 10 * 1440
+            stop = None if recent else _weighted(
+                r, (("DISPATCHED", 0.55), ("RETURNED", 0.25), ("HANDLED", 0.2))
+            )  # fmt: skip
+            self._timeline(case, t0, raised.second, False, stop)
+            if case.steps[-1][4] == "CLOSED":  # recent, and it would have closed: not yet
+                case.steps.pop()
+            return case
+        end = (closed.date() - cal.base).days * 1440 + closed.hour * 60 + closed.minute
+        reject = r() < REJECT_RATE["VISIT"] or end - t0 < 12
+        self._timeline(case, t0, raised.second, reject, None, horizon=False)
+        steps = case.steps
+        if steps[-1][4] not in ("CLOSED", "REJECTED"):  # cannot happen without a stop
+            return case
+        # Squeeze (or stretch) the steps into the time between the visit and the closing.
+        span, natural = end - t0, steps[-1][0] - t0
+        out = [steps[0]]
+        n = len(steps)
+        for i, s in enumerate(steps[1:-1], start=1):
+            t = t0 + round((s[0] - t0) * span / max(natural, 1))
+            t = min(max(t, out[-1][0] + 1), end - (n - 1 - i))
+            out.append((t, *s[1:]))
+        out.append((end, closed.second, *steps[-1][2:]))
+        for s in out:
+            if s[2] == "DISPATCH":
+                case.deadline = self._deadline(case, s[0], s[1])
+        case.steps = out
+        return case
+
+    # ----------------------------------------------------------------------------------------
+
+    def _format(self, case: _Case, cases: list[str], events: list[str]) -> None:
+        cal = case.area.cal
+        dates, offsets = cal.dates, cal.offsets
+
+        def at(t: int, sec: int) -> str:
+            d = t // 1440
+            return f"{dates[d]} {_HM[t % 1440]}{_SS[sec]}{offsets[d]}"
+
+        dispatched = handled = closed = NULL
+        returned = 0
+        cid = case.id
+        # The events' ids: one random UUID for the case, its last byte the step's number.
+        prefix = _uuid(self.ids)[:-2]
+        for k, (t, sec, action, frm, to, worker, role, unit, note) in enumerate(case.steps):
+            when = at(t, sec)
+            if action == "DISPATCH":
+                dispatched = when
+            elif action == "HANDLE":
+                handled = when
+            elif action == "RETURN":
+                returned += 1
+            elif action in ("CLOSE", "MERGE"):
+                closed = when
+            if action == "MERGE":
+                assert case.merged is not None
+                note = f"与{case.merged.number}为同一问题，重复上报，已并入"
+            events.append(
+                f"{prefix}{_BYTE[k]}\t{cid}\t{when}\t{action}\t{frm}\t{to}\t{worker}\t{role}\t"
+                f"{unit}\t{note}\n"
+            )
+        deadline = NULL
+        if case.deadline is not None and dispatched is not NULL:
+            deadline = at(*case.deadline)
+        merged = case.merged.id if case.merged is not None else NULL
+        micro = case.micro[0]
+        t0, sec0 = case.steps[0][0], case.steps[0][1]
+        cases.append(
+            f"{cid}\t{case.number}\t{case.source}\t{case.category}\t{case.source_category}\t"
+            f"{case.text}\t{case.hex}\t{micro[:15]}\t"
+            f"{micro}\t{case.reporter}\t{case.name}\t{case.phone}\t"
+            f"{case.unit if dispatched is not NULL else NULL}\t{case.priority}\t"
+            f"{case.steps[-1][4]}\t{at(t0, sec0)}\t{dispatched}\t{deadline}\t{handled}\t{closed}\t"
+            f"{returned}\t{merged}\t{case.visit}\t{case.demand}\t{case.external}\t"
+            f"{len(case.steps)}\n"
+        )
+
+
+_HOUR_CUM = {key: _cumulative(hours) for key, hours in CASE_HOURS.items()}
+_BYTE = [f"{k:02x}" for k in range(256)]
+
+
+def _load_v6_cases(ctx: _Context) -> None:
+    """Version 6: twelve months of cases ending yesterday, from the grid workers' whistles
+    (rising), the 12345 hotline (falling threefold), residents online and the visits' escalated
+    demands, each with every step it went through; hotspots planted where case_hotspots says;
+    department staff for the units version 1 left without. Built from the database (not the
+    plan); the same seed on the same day gives the same rows. Bulk: COPY with the case tables'
+    indexes and keys set aside, the case counter set to the last numbers."""
+    cur = ctx.cur
+    cur.execute(
+        "SELECT code, id::text, timezone, (now() AT TIME ZONE timezone)::date"
+        " FROM subdistrict ORDER BY code"
+    )
+    subdistricts = cur.fetchall()
+    if not subdistricts:
+        return
+    with ctx.stage("case_setup", "cases: staff, places and hotspots", 2, "steps") as bar:
+        _department_staff(ctx)
+        bar.update(1)
+        history = _CaseHistory(cur, ctx.seed, subdistricts)
+        bar.update(1)
+    restore = _suspend_indexes(cur, CASE_ROWS)
+    # Nothing refers to an event: its primary key is built once after the copy too (millions
+    # of random ids at a million households).
+    cur.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid = 'case_event'::regclass AND contype = 'p'"
+    )
+    for name, definition in cur.fetchall():
+        cur.execute(f'ALTER TABLE case_event DROP CONSTRAINT "{name}"')
+        restore.insert(0, f'ALTER TABLE case_event ADD CONSTRAINT "{name}" {definition}')
+    days = history.days - history.first_day
+    with ctx.stage("cases", "twelve months of cases", days, "days") as bar:
+        for n, cases, events in _in_background(history.rows):
+            ctx.copy("grid_case", cases)
+            ctx.copy("case_event", events)
+            bar.update(n)
+    with ctx.stage("case_indexes", "case indexes and keys", len(restore), "steps") as bar:
+        for sql in restore:
+            cur.execute(sql)
+            bar.update(1)
+    years = sorted(y for y, n in history.numbers.items() if n != history.first_numbers.get(y))
+    if years:
+        cur.execute(
+            "INSERT INTO case_counter AS c (year, last)"
+            " SELECT * FROM unnest(%s::int[], %s::int[])"
+            " ON CONFLICT (year) DO UPDATE SET last = greatest(c.last, EXCLUDED.last)",
+            (years, [history.numbers[y] for y in years]),
+        )
+        ctx.counts["case_counter"] = ctx.counts.get("case_counter", 0) + cur.rowcount
+
+
 STEPS: list[tuple[int, Callable[[_Context], None]]] = [
     (1, _load_v1),
     (2, _load_v2_logins),
     (3, _load_v3_visits),
     (4, _load_v4_jobs),
     (5, _load_v5_network),
+    (6, _load_v6_cases),
 ]
 
 

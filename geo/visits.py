@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from geo import audit
+from geo import audit, cases
 from geo import queries as q
 from geo.access import Caller, Role
 from geo.errors import BadInput, Conflict, Forbidden, NotFound
@@ -111,7 +111,7 @@ def record_visit(
         if earlier is None:
             raise
         return _same_visit(earlier, visit), False
-    _write_demands(session, visit, household, row["id"])
+    _write_demands(session, caller, visit, household, row["id"])
     _write_talents(session, visit, household, row["id"])
     entry = {
         "household_id": household["id"],
@@ -189,7 +189,8 @@ def _same_visit(earlier: dict[str, Any], visit: VisitIn) -> dict[str, Any]:
 
 HOUSEHOLD = """
 SELECT h.id, h.code, h.household_class, h.contact_preference, h.moved_out,
-       left(h.code, 15) AS grid_code, left(h.code, 12) AS community_code, s.timezone
+       left(h.code, 15) AS grid_code, left(h.code, 12) AS community_code, s.timezone,
+       ST_X(h.location) AS lon, ST_Y(h.location) AS lat
 FROM household h JOIN subdistrict s ON s.code = left(h.code, 9)
 WHERE h.id = :id
 """
@@ -303,15 +304,24 @@ def _insert(
 
 
 def _write_demands(
-    session: Session, visit: VisitIn, household: dict[str, Any], visit_id: uuid.UUID
+    session: Session,
+    caller: Caller,
+    visit: VisitIn,
+    household: dict[str, Any],
+    visit_id: uuid.UUID,
 ) -> None:
-    for d in visit.demands:
-        session.execute(
+    """The demands; one escalated becomes a case at the household's home, linked to the visit
+    (its category from the catalogue, OTHER when none is given)."""
+    for i, d in enumerate(visit.demands):
+        if d.category is not None:
+            cases.check_category(session, d.category, f"input.demands[{i}].category")
+        demand_id = session.execute(
             text(
                 "INSERT INTO demand (household_id, household_code, visit_id, text, category,"
                 " resolution, answer, raised_at, closed_at)"
                 " VALUES (:hid, :hcode, :vid, :text, :category, :resolution, :answer, :at,"
                 " CASE WHEN :resolution = 'ANSWERED' THEN CAST(:at AS timestamptz) END)"
+                " RETURNING id"
             ),
             {
                 "hid": household["id"],
@@ -323,7 +333,16 @@ def _write_demands(
                 "answer": d.answer,
                 "at": visit.visited_at,
             },
-        )
+        ).scalar_one()
+        if d.resolution == "ESCALATED":
+            cases.report_case(
+                session=session, caller=caller, argument=f"input.demands[{i}]",
+                case=cases.CaseIn(
+                    source="VISIT", category=d.category or "OTHER", description=d.text,
+                    lon=household["lon"], lat=household["lat"], reported_at=visit.visited_at,
+                    visit_id=visit_id, demand_id=demand_id,
+                ),
+            )  # fmt: skip
 
 
 def _write_talents(

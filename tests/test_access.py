@@ -204,6 +204,15 @@ NOT_PERSONAL = {
     "CadencePolicy.classBDays": "a policy's days for a class, not a household's class",
     "CadencePolicy.classCDays": "a policy's days for a class, not a household's class",
     "Household.members": "a link, its fields are marked",
+    "Case.location": "where the problem is; only those who may see the case see it at all",
+    "CaseCategory.name": "a category's name",
+    "CaseCategory.nameEn": "a category's name",
+    "CaseCategory.publicName": "a category's public wording",
+    "CaseStatsGroup.name": "a grid's, unit's, category's or worker's name (staff names are public)",
+    "Holiday.name": "a holiday's name",
+    "HotspotCell.name": "an area's name (a grid's or micro-grid's)",
+    "Unit.name": "a unit's name",
+    "Unit.nameEn": "a unit's name",
 }
 PERSONAL_NAME = re.compile(
     r"name|phone|idnumber|birth|gender|address|relation|location|geometry|disab|income|"
@@ -267,6 +276,7 @@ PATHS = {
     "OverdueHousehold": "{{ overdueHouseholds(first: 40, scope: $s) {{ edges {{ node {{ household {{ code }} {field} }} }} }} }}",  # noqa: E501
     "Talent": "{{ talents(first: 40, scope: $s) {{ edges {{ node {{ household {{ code }} {field} }} }} }} }}",  # noqa: E501
     "JobSeeker": "{{ jobSeekers(first: 40, scope: $s) {{ edges {{ node {{ household {{ code }} {field} }} }} }} }}",  # noqa: E501
+    "Case": "{{ cases(first: 100, scope: $s) {{ edges {{ node {{ code: number {field} }} }} }} }}",
 }
 
 
@@ -285,6 +295,10 @@ def truth(db: ScratchDB) -> dict[str, dict[str, Any]]:
         out[code] = {"householdClass": cls}
     for code, phone in rows(db.owner_url, "SELECT code, phone FROM worker"):
         out[code] = {"phone": phone}
+    for number, name, phone in rows(
+        db.owner_url, "SELECT number, reporter_name, reporter_phone FROM grid_case"
+    ):
+        out[number] = {"reporterName": name, "reporterPhone": phone}
     return out
 
 
@@ -317,6 +331,10 @@ def test_every_marked_field_against_every_role(
             for code, value in values:
                 assert value == (None if role == "public" else known[code][field]), (role, code)
             continue
+        if type_name == "Case":  # a resident who called: whoever sees the case reads it whole
+            assert values or role == "department", (role, field)
+            assert all(value == known[code][field] for code, value in values), (role, field)
+            continue
         if role in ("public", "department"):
             assert values == [], (role, type_name, field)  # no family files at all
             continue
@@ -337,6 +355,8 @@ def test_every_marked_field_against_every_role(
 def _collect(data: dict[str, Any], type_name: str, field: str) -> list[tuple[str, Any]]:
     if type_name == "Worker":
         return [(e["node"]["code"], e["node"][field]) for e in data["workers"]["edges"]]
+    if type_name == "Case":
+        return [(e["node"]["code"], e["node"][field]) for e in data["cases"]["edges"]]
     if type_name in ("OverdueHousehold", "Talent", "JobSeeker"):
         (found,) = data.values()
         return [(e["node"]["household"]["code"], e["node"][field]) for e in found["edges"]]

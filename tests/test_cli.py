@@ -27,7 +27,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
                 ["db", "down"], ["demo"], ["serve"], ["schema"], ["auth"], ["auth", "token"],
                 ["auth", "demo-tokens"], ["auth", "revoke"], ["auth", "password"], ["map"],
                 ["map", "coverage"], ["map", "jobs"], ["route"], ["network"],
-                ["network", "build"]]
+                ["network", "build"], ["open311"], ["open311", "key"]]
 )  # fmt: skip
 def test_every_command_explains_itself(command: list[str]) -> None:
     done = run(*command, "--help")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import math
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -328,7 +329,9 @@ def test_workers(url: str) -> None:
     units = {
         r[0] for r in _rows(url, "SELECT DISTINCT unit_code FROM worker WHERE role = 'DEPARTMENT'")
     }
-    assert 4 <= len(units) <= 6
+    # Every unit of the catalogue is staffed (version 6 added U-GREEN and U-POLICE).
+    assert units == {u for (u,) in _rows(url, "SELECT code FROM unit")}
+    assert {u for u, _ in demo.DEPARTMENT_UNITS} < units
     codes = [r[0] for r in _rows(url, "SELECT code FROM worker")]
     assert all(re.fullmatch(r"JA015-(GC|SQ|WG|WL|BM)-\d{4}", c) for c in codes)
 
@@ -756,6 +759,16 @@ DUMP = {
     "job_match_event": "id, match_id, from_state, to_state, at, worker_code, note",
     "walk_edge": "id, source, target, highway, round(length_m::numeric, 6), ST_AsEWKB(geom)",
     "walk_entrance": "code, vertex, ST_AsEWKB(geom)",
+    # Version 6: the cases and their steps, the same on the same day.
+    "grid_case": (
+        "id, number, source, category_code, source_category, description, ST_AsEWKB(location),"
+        " grid_code, micro_grid_code, reporter_code, reporter_name, reporter_phone, unit_code,"
+        " priority, state, reported_at, dispatched_at, deadline, handled_at, closed_at,"
+        " returned_count, merged_into, visit_id, demand_id, external_id, version"
+    ),
+    "case_event": (
+        "id, case_id, at, action, from_state, to_state, worker_code, role, unit_code, note"
+    ),
 }
 
 
@@ -936,6 +949,30 @@ def test_a_version_4_demo_gains_the_walking_network(
     assert _digest(target, tables) == _digest(url, tables)
 
 
+def test_a_version_5_demo_gains_the_cases(
+    url: str, scratch: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cases, their events and the case counter a fresh load writes (same seed, same day),
+    and the department staff for the units version 1 left without."""
+    target = scratch("v5")
+    monkeypatch.setattr(demo, "DEMO_VERSION", 5)
+    monkeypatch.setattr(demo, "STEPS", demo.STEPS[:5])
+    load_demo(secret_key=KEY, url=target, progress=False)
+    monkeypatch.undo()
+    assert all(_one(target, f"SELECT count(*) FROM {t}") == 0 for t in demo.CASE_TABLES)
+    staffed = "SELECT count(*) FROM worker WHERE unit_code IN ('U-GREEN', 'U-POLICE')"
+    assert _one(target, staffed) == 0
+    summary = load_demo(secret_key=KEY, url=target, progress=False)
+    assert summary.status == "upgraded" and demo_info(url=target)["version"] == DEMO_VERSION
+    assert summary.counts["grid_case"] > 2000
+    assert summary.counts["case_event"] > 5 * summary.counts["grid_case"]
+    assert _one(target, staffed) == 4
+    tables = ("worker", "grid_case", "case_event")
+    assert _digest(target, tables) == _digest(url, tables)
+    counter = "SELECT year, last FROM case_counter ORDER BY year"
+    assert _rows(target, counter) == _rows(url, counter)
+
+
 def test_an_older_demo_is_brought_up_to_date(
     scratch: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -989,3 +1026,345 @@ def test_scaling(scratch: Callable[[str], str]) -> None:
     assert _one(target, "SELECT max(ST_NumGeometries(geom)) FROM subdistrict") == 1
     assert _one(target, "SELECT count(DISTINCT left(code, 5)) FROM worker") == len(subdistricts)
     assert _one(target, "SELECT count(*) FROM merchant") == 100 * len(subdistricts)
+
+
+# --------------------------------------------------------------------------------------------
+# Version 6: twelve months of cases
+# --------------------------------------------------------------------------------------------
+
+CASE_OPEN = ("REPORTED", "ACCEPTED", "DISPATCHED", "HANDLED", "RETURNED", "VERIFIED")
+# Every step a case may take: the app's loop (geo.cases), its report, and a merge of an open one.
+CASE_STEPS = {
+    ("REPORT", None, "REPORTED"),
+    ("ACCEPT", "REPORTED", "ACCEPTED"),
+    ("REJECT", "REPORTED", "REJECTED"),
+    ("DISPATCH", "ACCEPTED", "DISPATCHED"),
+    ("HANDLE", "DISPATCHED", "HANDLED"),
+    ("VERIFY", "HANDLED", "VERIFIED"),
+    ("RETURN", "HANDLED", "RETURNED"),
+    ("HANDLE", "RETURNED", "HANDLED"),
+    ("CLOSE", "VERIFIED", "CLOSED"),
+    ("MERGE", "REPORTED", "CLOSED"),
+    ("MERGE", "ACCEPTED", "CLOSED"),
+}
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), ZONE)
+
+
+def _month_of(day: dt.date, months: list[dt.date]) -> int:
+    """Which of the twelve months (0 the oldest) a local day falls in."""
+    return sum(day >= m for m in months[1:-1])
+
+
+def test_a_year_of_cases_hotline_falling_whistles_rising(url: str) -> None:
+    today = _today()
+    months = demo.case_months(today)
+    assert len(months) == 13 and months[-1] == today and 365 <= (today - months[0]).days <= 366
+    rows = _rows(url, "SELECT source, reported_at, category_code FROM grid_case")
+    days = [at.astimezone(ZONE).date() for _, at, _ in rows]
+    assert months[0] <= min(days) <= months[0] + dt.timedelta(days=2) and max(days) < today
+    assert _one(url, "SELECT max(at) FROM case_event") < _midnight(today)
+    per_month = {s: [0] * 12 for s in ("HOTLINE_12345", "GRID_WHISTLE", "RESIDENT_ONLINE", "VISIT")}
+    for (source, _, _), day in zip(rows, days, strict=True):
+        per_month[source][_month_of(day, months)] += 1
+    hotline, whistles = per_month["HOTLINE_12345"], per_month["GRID_WHISTLE"]
+    assert sum(hotline[:3]) / 3 > 2 * sum(hotline[-3:]) / 3, hotline
+    assert sum(whistles[-3:]) / 3 > 2 * sum(whistles[:3]) / 3, whistles
+    assert all(per_month["RESIDENT_ONLINE"]), per_month["RESIDENT_ONLINE"]
+    # Escalated demands come from the six months of visits.
+    assert not any(per_month["VISIT"][:5]) and all(per_month["VISIT"][7:])
+    # A few hundred cases a month for 5,000 households.
+    for k in range(12):
+        assert 150 <= sum(counts[k] for counts in per_month.values()) <= 400, k
+    # Realistic frequencies: the usual complaints first, mosquitoes in summer only.
+    by_category: dict[str, int] = {}
+    for _, _, category in rows:
+        by_category[category] = by_category.get(category, 0) + 1
+    catalogue = {c for (c,) in _rows(url, "SELECT code FROM case_category")}
+    assert set(by_category) == catalogue
+    top = sorted(by_category, key=by_category.get, reverse=True)  # type: ignore[arg-type]
+    assert {"FACILITY_REPAIR", "ILLEGAL_PARKING"} <= set(top[:4])
+    assert by_category["EMERGENCY"] < by_category["NOISE"] / 3
+    mosquitoes = [d.month for (_, _, c), d in zip(rows, days, strict=True) if c == "MOSQUITOES"]
+    summer = sum(m in (6, 7, 8) for m in mosquitoes)
+    assert summer > 40 and sum(m in (12, 1, 2) for m in mosquitoes) <= summer / 20
+
+
+def test_cases_lie_in_their_grid_and_micro_grid(url: str) -> None:
+    for table, column in (("grid", "grid_code"), ("micro_grid", "micro_grid_code")):
+        outside = _one(
+            url,
+            f"SELECT count(*) FROM grid_case c WHERE c.{column} IS NULL OR NOT EXISTS ("
+            f" SELECT 1 FROM {table} a WHERE a.code = c.{column}"
+            " AND ST_Covers(a.geom, c.location))",
+        )
+        assert outside == 0, table
+        # And no other covers it: no case on a shared edge.
+        shared = _one(
+            url,
+            f"SELECT count(*) FROM grid_case c WHERE EXISTS (SELECT 1 FROM {table} a"
+            f" WHERE a.code <> c.{column} AND ST_Covers(a.geom, c.location))",
+        )
+        assert shared == 0, table
+    # Whistles are blown by the case's own grid workers and micro-grid leaders.
+    strangers = _one(
+        url,
+        "SELECT count(*) FROM grid_case c WHERE c.source = 'GRID_WHISTLE' AND NOT EXISTS ("
+        " SELECT 1 FROM worker w JOIN worker_grid wg ON wg.worker_id = w.id"
+        " JOIN grid g ON g.id = wg.grid_id WHERE w.code = c.reporter_code AND g.code = c.grid_code"
+        " AND w.role IN ('GRID_WORKER', 'MICRO_GRID_LEADER'))",
+    )
+    assert strangers == 0
+    residents = _rows(
+        url,
+        "SELECT source, reporter_name, reporter_phone, external_id FROM grid_case"
+        " WHERE source IN ('HOTLINE_12345', 'RESIDENT_ONLINE')",
+    )
+    for source, name, phone, external in residents:
+        assert re.fullmatch(r"1[3-9]\d{9}", phone), phone
+        assert name is None or re.fullmatch(r"[\u4e00-\u9fff]{2,4}", name), name
+        assert (external is not None) == (source == "HOTLINE_12345")
+    assert sum(name is None for _, name, _, _ in residents) < 0.15 * len(residents)
+    assert sum(str(name).endswith(("先生", "女士")) for _, name, _, _ in residents) > 100
+    externals = [e for *_, e in residents if e]
+    assert len(set(externals)) == len(externals)
+    assert all(re.fullmatch(r"12345-\d{8}-\d{6}", e) for e in externals)
+    descriptions = [d for (d,) in _rows(url, "SELECT description FROM grid_case")]
+    assert all(re.search(r"[\u4e00-\u9fff]{4}", d) for d in descriptions)
+    assert len(set(descriptions)) > len(descriptions) / 3
+
+
+def _deadline(dispatched: dt.datetime, limit: int, unit: str) -> dt.datetime:
+    """The catalogue's limit from dispatch (no holidays in these databases)."""
+    if unit == "HOURS":
+        return dispatched + dt.timedelta(hours=limit)
+    day = dispatched.astimezone(ZONE).date()
+    while limit:
+        day += dt.timedelta(days=1)
+        limit -= day.weekday() < 5
+    return _midnight(day + dt.timedelta(days=1))
+
+
+def test_case_timelines(url: str) -> None:
+    """Every case went through the loop one step after another, each step taken by whoever
+    takes it (the office, the unit's department, the grid's worker), its fields as the steps
+    left them; most closed, some rejected, returned, merged, closed late, the recent ones open
+    in every state."""
+    from geo import cases as app
+
+    app_steps = {(a, f, t) for (f, t), (a, _) in app.TRANSITIONS.items()}
+    assert CASE_STEPS - {s for s in CASE_STEPS if s[0] in ("REPORT", "MERGE")} == app_steps
+    assert _one(url, "SELECT count(*) FROM holiday") == 0
+    limits = {c: (u, n, k) for c, u, n, k in _rows(
+        url, "SELECT code, default_unit, time_limit, time_unit FROM case_category")}  # fmt: skip
+    workers = {
+        code: (role.lower(), unit, sub, comm, set(grids))
+        for code, role, unit, sub, comm, grids in _rows(
+            url,
+            "SELECT w.code, w.role::text, w.unit_code, s.code, c.code,"
+            " array_remove(array_agg(g.code), NULL) FROM worker w"
+            " JOIN subdistrict s ON s.id = w.subdistrict_id"
+            " LEFT JOIN community c ON c.id = w.community_id"
+            " LEFT JOIN worker_grid wg ON wg.worker_id = w.id LEFT JOIN grid g ON g.id = wg.grid_id"
+            " GROUP BY 1, 2, 3, 4, 5",
+        )
+    }
+    events: dict[Any, list[tuple[Any, ...]]] = {}
+    for case_id, *rest in _rows(
+        url,
+        "SELECT case_id, at, action, from_state, to_state, worker_code, role, unit_code, note"
+        " FROM case_event ORDER BY case_id, at",
+    ):
+        events.setdefault(case_id, []).append(tuple(rest))
+    rows = _rows(
+        url,
+        "SELECT c.id, c.source, c.category_code, c.grid_code, c.unit_code, c.priority, c.state,"
+        " c.reported_at, c.dispatched_at, c.deadline, c.handled_at, c.closed_at,"
+        " c.returned_count, c.merged_into, c.version, c.reporter_code,"
+        " m.reported_at, m.closed_at, m.category_code, ST_Distance(c.location::geography,"
+        " m.location::geography) FROM grid_case c LEFT JOIN grid_case m ON m.id = c.merged_into",
+    )
+    assert len(events) == len(rows) > 2000
+    now = dt.datetime.now(dt.UTC)
+    states: dict[str, int] = {}
+    late = overdue = 0
+    for cid, source, category, grid, unit, priority, state, reported, *rest in rows:
+        dispatched, deadline, handled, closed, returned, merged, version, reporter, *into = rest
+        steps = events[cid]
+        states[state] = states.get(state, 0) + 1
+        assert steps[0][:4] == (reported, "REPORT", None, "REPORTED")
+        assert steps[-1][3] == state and version == len(steps)
+        for before, after in itertools.pairwise(steps):
+            assert before[0] < after[0] and before[3] == after[2], cid
+        for at, action, old, new, worker, role, unit_code, note in steps:
+            assert (action, old, new) in CASE_STEPS
+            assert role in ("grid_center", "community", "grid_worker", "micro_grid_leader",
+                            "department", "public")  # fmt: skip
+            facts = workers.get(worker)
+            assert (facts is None) == (role == "public") and (facts is None or facts[0] == role)
+            if facts is not None:
+                assert facts[2] == grid[:9]
+            if action in ("ACCEPT", "REJECT", "DISPATCH", "CLOSE", "MERGE"):
+                assert role == "grid_center" or (role == "community" and facts[3] == grid[:12])
+            elif action == "HANDLE":
+                assert role == "department" and facts[1] == unit_code == unit
+            elif action in ("VERIFY", "RETURN"):
+                assert role == "grid_worker" and grid in facts[4]
+            elif source == "GRID_WHISTLE":  # the report
+                assert worker == reporter and grid in facts[4]
+            elif source == "HOTLINE_12345":
+                assert role == "grid_center" and worker == reporter
+            assert (unit_code is not None) == (action in ("DISPATCH", "HANDLE"))
+            assert action != "DISPATCH" or (unit_code == unit and at == dispatched)
+            assert note or action == "REPORT"
+        actions = [s[1] for s in steps]
+        assert (state == "CLOSED") == (closed is not None)
+        assert closed is None or (closed == steps[-1][0] and closed >= reported)
+        assert (dispatched is None) == ("DISPATCH" not in actions) == (unit is None)
+        assert (dispatched is None) == (deadline is None)
+        if dispatched is not None:
+            assert unit == limits[category][0]
+            assert deadline == _deadline(dispatched, *limits[category][1:]) > dispatched
+            late += closed is not None and closed > deadline
+            overdue += state in ("DISPATCHED", "RETURNED") and deadline < now
+        assert handled == max((s[0] for s in steps if s[1] == "HANDLE"), default=None)
+        assert returned == actions.count("RETURN")
+        assert (merged is not None) == ("MERGE" in actions)
+        if merged is not None:
+            # Merged into an open case of the same category reported before it, nearby.
+            first_reported, first_closed, first_category, distance = into
+            assert first_reported < reported and first_category == category
+            assert first_closed is None or first_closed > closed
+            assert distance < app.DUPLICATE_RADIUS_M
+        assert priority == "URGENT" or category != "EMERGENCY"
+    n = len(rows)
+    assert states["CLOSED"] > 0.8 * n
+    assert 0.02 * n < states["REJECTED"] < 0.08 * n
+    assert all(states.get(s, 0) > 0 for s in CASE_OPEN), states  # the recent ones, and some stuck
+    handled_ones = [r for r in rows if r[10] is not None]
+    assert 0.04 < sum(r[12] > 0 for r in handled_ones) / len(handled_ones) < 0.12
+    assert sum(r[12] == 2 for r in rows) > 0
+    assert sum(r[13] is not None for r in rows) > 0.01 * n
+    assert 0.03 * n < sum(r[5] == "URGENT" for r in rows) < 0.1 * n
+    assert 0.05 * n < late < 0.3 * n
+    assert 0 < overdue < 0.05 * n
+
+
+def test_escalated_demands_became_cases(url: str) -> None:
+    """Each demand a visit escalated is a case, as the app would have opened it: at the
+    household's home, by the visitor, at the visit's time; closed when the demand was."""
+    demands = _rows(
+        url,
+        "SELECT d.id, d.text, d.category, d.raised_at, d.closed_at, d.visit_id, v.recorded_by,"
+        " h.code, ST_AsEWKB(h.location), c.id, c.source, c.visit_id, c.description,"
+        " c.category_code, c.source_category, c.reported_at, c.state, c.closed_at,"
+        " c.reporter_code, ST_AsEWKB(c.location), c.grid_code, c.micro_grid_code,"
+        " (SELECT e.at FROM case_event e WHERE e.case_id = c.id AND e.action = 'REJECT')"
+        " FROM demand d JOIN visit v ON v.id = d.visit_id"
+        " JOIN household h ON h.id = d.household_id"
+        " LEFT JOIN grid_case c ON c.demand_id = d.id WHERE d.resolution = 'ESCALATED'",
+    )
+    assert len(demands) > 50
+    assert _one(url, "SELECT count(*) FROM grid_case WHERE source = 'VISIT'") == len(demands)
+    catalogue = {c for (c,) in _rows(url, "SELECT code FROM case_category")}
+    others = 0
+    for did, text, category, raised, closed, vid, visitor, hcode, home, *case in demands:
+        cid, source, case_vid, description, code, source_category, reported, state, *rest = case
+        case_closed, reporter, location, grid, micro, rejected_at = rest
+        assert cid is not None, did
+        assert (source, case_vid, description, reported) == ("VISIT", vid, text, raised)
+        assert (reporter, bytes(location), grid, micro) == (
+            visitor, bytes(home), hcode[:15], hcode[:18])  # fmt: skip
+        assert code in catalogue
+        if code == "OTHER":
+            others += 1
+            assert source_category == category
+        else:
+            assert source_category is None
+            assert code == demo.DEMAND_CATEGORY_CODES.get(category, category)
+        if closed is None:
+            assert state in CASE_OPEN
+        elif state == "CLOSED":
+            assert case_closed == closed
+        else:
+            assert state == "REJECTED" and rejected_at == closed
+    assert 0 < others < len(demands) / 2
+
+
+def test_case_numbers_run_per_year_in_reported_order(url: str) -> None:
+    rows = _rows(url, "SELECT number, reported_at FROM grid_case ORDER BY reported_at, number")
+    per_year: dict[int, list[str]] = {}
+    for number, reported in rows:
+        per_year.setdefault(reported.astimezone(ZONE).year, []).append(number)
+    assert len(per_year) in (1, 2)
+    for year, numbers in per_year.items():
+        assert numbers == [f"{year}-{k:06d}" for k in range(1, len(numbers) + 1)]
+    counter = dict(_rows(url, "SELECT year, last FROM case_counter"))
+    assert counter == {year: len(numbers) for year, numbers in per_year.items()}
+    # A case reported now continues the demo's numbers.
+    conn = psycopg2.connect(_dsn(url))
+    try:
+        with conn.cursor() as cur:
+            year = max(per_year)
+            cur.execute("SELECT next_case_number(%s)", (year,))
+            assert cur.fetchone()[0] == f"{year}-{len(per_year[year]) + 1:06d}"
+        conn.rollback()
+    finally:
+        conn.close()
+
+
+def test_planted_hotspots_are_found(url: str) -> None:
+    """Each planted hotspot's cell (100 m squares in UTM zone 51 N) is the densest of its
+    category and a hot spot at 99 % (Gi*, queen neighbours), where case_hotspots says."""
+    import numpy as np
+
+    from geo import hotspots
+
+    with _cursor(url) as cur:
+        spots = demo.case_hotspots(cur, 2026)
+    assert {s.category for s in spots} == set(demo.HOTSPOTS)
+    assert {s.subdistrict for s in spots} == {demo.HOME_SUBDISTRICT}
+    size = 100.0
+    x0, x1, y0, y1 = _rows(
+        url,
+        "SELECT ST_XMin(g), ST_XMax(g), ST_YMin(g), ST_YMax(g)"
+        " FROM (SELECT ST_Transform(geom, 32651) g FROM subdistrict) s",
+    )[0]
+    nx, ny = int((x1 - x0) // size) + 1, int((y1 - y0) // size) + 1
+    neighbours = [
+        [(j + b) * nx + i + a for b in (-1, 0, 1) for a in (-1, 0, 1)
+         if (a or b) and 0 <= i + a < nx and 0 <= j + b < ny]
+        for j in range(ny) for i in range(nx)
+    ]  # fmt: skip
+    for spot in spots:
+        points = _rows(
+            url,
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Transform(location, 32651) p FROM grid_case"
+            f" WHERE category_code = '{spot.category}') c",
+        )
+        counts = np.zeros(nx * ny)
+        for x, y in points:
+            counts[int((y - y0) // size) * nx + int((x - x0) // size)] += 1
+        px, py = _rows(
+            url,
+            "SELECT ST_X(p), ST_Y(p) FROM ST_Transform(ST_SetSRID(ST_MakePoint("
+            f"{spot.lon}, {spot.lat}), 4326), 32651) p",
+        )[0]
+        densest = int(np.argmax(counts))
+        cx, cy = x0 + (densest % nx + 0.5) * size, y0 + (densest // nx + 0.5) * size
+        assert math.hypot(cx - px, cy - py) < 1.5 * size, spot
+        stats = hotspots.hotspot_stats(counts, neighbours)
+        assert stats.confidence[densest] == "HOT_99", spot
+        far = [
+            c for k, c in enumerate(counts)
+            if math.hypot(x0 + (k % nx + 0.5) * size - px, y0 + (k // nx + 0.5) * size - py) > 300
+        ]  # fmt: skip
+        assert counts[densest] > 4 * max(far), spot
+        named = _one(
+            url,
+            f"SELECT count(*) FROM grid_case WHERE description LIKE '{spot.place}%'"
+            f" AND category_code = '{spot.category}'",
+        )
+        assert named > 10, spot

@@ -58,7 +58,7 @@ def test_a_visit_is_recorded_once_however_often_it_is_sent(
     worker = as_role(public, tokens, "grid_worker")
     visit = visit_input(
         fresh_db, tokens, tasks=["SHOW_IDENTITY", "ASK_DEMANDS"], notes="老人身体还好",
-        demands=[{"text": "楼道灯坏了", "resolution": "ESCALATED", "category": "facility_repair"},
+        demands=[{"text": "楼道灯坏了", "resolution": "ESCALATED", "category": "FACILITY_REPAIR"},
                  {"text": "想了解助餐点", "resolution": "ANSWERED", "answer": "在社区中心二楼"}],
     )  # fmt: skip
     first = ok(worker, RECORD, input=visit)["recordVisit"]
@@ -99,7 +99,7 @@ def test_a_visit_is_recorded_once_however_often_it_is_sent(
         "query($id: ID!) { familyFile(householdId: $id) { openDemands { text category } } }",
         id=visit["householdId"],
     )["familyFile"]
-    assert file["openDemands"] == [{"text": "楼道灯坏了", "category": "facility_repair"}]
+    assert file["openDemands"] == [{"text": "楼道灯坏了", "category": "FACILITY_REPAIR"}]
     # The household's last contact moved.
     (last,) = owner(
         fresh_db, "SELECT last_contact_at FROM household WHERE id = %s",

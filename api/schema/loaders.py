@@ -10,7 +10,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from api.database import RequestDB
-from geo import jobs
+from geo import cases, jobs
 from geo import queries as q
 from geo.visits import demands_by_visit, visits_of
 
@@ -77,6 +77,12 @@ class Loaders:
 
     def visit_demands(self) -> DataLoader[uuid.UUID, list[q.Row]]:
         return self._get("visit_demands", partial(self._batched, demands_by_visit, "visit_ids"))
+
+    def case_events(self) -> DataLoader[uuid.UUID, list[q.Row]]:
+        return self._get("case_events", partial(self._batched, cases.events, "case_ids"))
+
+    def case_photos(self) -> DataLoader[uuid.UUID, list[q.Row]]:
+        return self._get("case_photos", partial(self._batched, cases.photos, "case_ids"))
 
     def job_seekers(self) -> DataLoader[uuid.UUID, q.Row | None]:
         return self._get("job_seekers", partial(self._found, jobs.seekers_by_ids))

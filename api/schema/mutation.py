@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import strawberry
 
-from api.schema import jobs
+from api.schema import cases, jobs
 from api.schema.coverage import set_cadence_policy
 from api.schema.family_files import (
     add_member,
@@ -64,4 +64,22 @@ class Mutation:
     )
     set_worker_schedule = strawberry.field(
         resolver=set_worker_schedule, description="Set the week a worker's routes fit into."
+    )
+
+    report_case = strawberry.field(
+        resolver=cases.report_case,
+        description="Blow the whistle: report a case where it is (possible duplicates listed).",
+    )
+    move_case = strawberry.field(
+        resolver=cases.move_case, description="Move a case one step along the closed loop."
+    )
+    merge_case = strawberry.field(
+        resolver=cases.merge_case, description="Close a duplicate with a link to its case."
+    )
+    add_case_photo = strawberry.field(resolver=cases.add_case_photo)
+    set_case_category = strawberry.field(
+        resolver=cases.set_case_category, description="Add or change a category (grid center)."
+    )
+    set_holidays = strawberry.field(
+        resolver=cases.set_holidays, description="Set a year's holiday calendar (grid center)."
     )

@@ -20,6 +20,9 @@ from api.schema.areas import (
 )
 from api.schema.audit import audit_log
 from api.schema.base import GeoJSON, NearInput, RowNode, filters, list_connection
+from api.schema.case_hotspots import case_hotspots
+from api.schema.case_stats import case_stats
+from api.schema.cases import case, case_categories, case_node, cases, holidays, units
 from api.schema.context import Info
 from api.schema.coverage import cadence_policy, coverage, overdue_households
 from api.schema.family_files import family_file
@@ -111,6 +114,10 @@ class Query:
     overdue_households = strawberry.field(resolver=overdue_households)
     cadence_policy = strawberry.field(resolver=cadence_policy)
     talents = strawberry.field(resolver=talents)
+    case_stats = strawberry.field(resolver=case_stats, description="Case figures (staff).")
+    case_hotspots = strawberry.field(
+        resolver=case_hotspots, description="Hot and cold spots of cases (Getis-Ord Gi*), per cell."
+    )
 
     job_candidates = strawberry.field(resolver=jobs.job_candidates)
     job_matches = strawberry.field(resolver=jobs.job_matches)
@@ -123,11 +130,23 @@ class Query:
 
     walking_route = strawberry.field(resolver=walking_route)
 
+    case = strawberry.field(resolver=case)
+    cases = strawberry.field(resolver=cases)
+    case_categories = strawberry.field(
+        resolver=case_categories, description="The case catalogue."
+    )
+    units = strawberry.field(resolver=units, description="The units cases are dispatched to.")
+    holidays = strawberry.field(
+        resolver=holidays, description="A year's exceptions to Monday–Friday (deadlines)."
+    )
+
     @strawberry.field(description="Any object by its global ID (Relay).")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         type_name, key = parse_global_id(id, argument="id")
         if type_name == "Visit":
             return await visit_node(info, key)
+        if type_name == "Case":
+            return await case_node(info, key)
         if type_name in jobs.NODE_TYPES:
             return await jobs.node(info, type_name, key)
         cls = TYPES.get(type_name)
