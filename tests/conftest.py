@@ -5,10 +5,13 @@ by the tests that only read, and a fresh copy for each test that writes."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -40,6 +43,17 @@ class ScratchDB:
         return Settings(
             database_url=self.app_url, owner_database_url=self.owner_url, env="test", **overrides
         )
+
+    def gridmap(self, *args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+        """``gridmap ARGS`` as a user runs it, with this database in its environment."""
+        env = {**os.environ, "GRIDMAP_DATABASE_URL": self.app_url,
+               "GRIDMAP_OWNER_DATABASE_URL": self.owner_url}  # fmt: skip
+        return subprocess.run(
+            [GRIDMAP, *args], capture_output=True, text=True, timeout=timeout, env=env
+        )
+
+
+GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
 
 
 def _url(url: str, database: str) -> str:

@@ -15,10 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import re
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +38,6 @@ from api.app import create_app
 from geo import case_hotspots
 from geo.hotspots import gi_star, parse_hex_code, queen_neighbours
 
-GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
 SCOPE = "310106015"  # the demo subdistrict: 10 grids, 300 micro-grids
 COMMUNITY = "310106015003"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -559,11 +556,7 @@ def test_map_bad_input_is_a_400_naming_the_parameter(
 
 
 def run_cli(*args: str, db: ScratchDB) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GRIDMAP_DATABASE_URL": db.app_url,
-           "GRIDMAP_OWNER_DATABASE_URL": db.owner_url}  # fmt: skip
-    return subprocess.run(
-        [GRIDMAP, "map", "hotspots", *args], capture_output=True, text=True, timeout=120, env=env
-    )
+    return db.gridmap("map", "hotspots", *args)
 
 
 @pytest.fixture(scope="module")

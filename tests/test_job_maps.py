@@ -6,10 +6,8 @@ of the demo of this module's own; whatever jobs data the demo has besides may be
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,6 @@ from geo.access import PUBLIC
 from geo.db import scoped_session
 from geo.workers import worker_by_code
 
-GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
 SCOPE = "310106015"  # the demo subdistrict: 10 grids
 GRIDS = 10
 PERSON_CODE = re.compile(r"\d{21}-\d+-\d+-\d{2}")
@@ -232,11 +229,7 @@ def test_bad_input_is_a_400_naming_the_parameter(
 
 
 def run_cli(*args: str, db: ScratchDB) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GRIDMAP_DATABASE_URL": db.app_url,
-           "GRIDMAP_OWNER_DATABASE_URL": db.owner_url}  # fmt: skip
-    return subprocess.run(
-        [GRIDMAP, "map", "jobs", *args], capture_output=True, text=True, timeout=120, env=env
-    )
+    return db.gridmap("map", "jobs", *args)
 
 
 def test_cli_writes_a_self_contained_file(

@@ -5,10 +5,8 @@ server, and from disk."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,6 @@ from geo.access import PUBLIC
 from geo.coverage import LEVELS
 from maps.assets import FILES
 
-GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
 SCOPE = "310106015"  # the demo subdistrict: 10 grids
 GRIDS = 10
 HOUSEHOLD_CODE = re.compile(r"\d{21}-\d+-\d+")
@@ -147,11 +144,7 @@ def test_bad_input_is_a_400_naming_the_parameter(
 
 
 def run_cli(*args: str, db: ScratchDB) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GRIDMAP_DATABASE_URL": db.app_url,
-           "GRIDMAP_OWNER_DATABASE_URL": db.owner_url}  # fmt: skip
-    return subprocess.run(
-        [GRIDMAP, "map", "coverage", *args], capture_output=True, text=True, timeout=120, env=env
-    )
+    return db.gridmap("map", "coverage", *args)
 
 
 def test_cli_writes_a_self_contained_file(demo_db: ScratchDB, tmp_path: Path) -> None:

@@ -3,9 +3,6 @@ the nearest point, and a real OpenStreetMap extract turned into a network."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg2
@@ -19,7 +16,6 @@ from test_family_files import owner
 from geo import network
 from importers.osm_streets import build_network, read_streets
 
-GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
 OSM = Path(__file__).parent / "data" / "osm" / "test.osm.pbf"  # SOURCE.md: © OSM, ODbL
 # About 1 m in degrees near Shanghai (31.2° N): longitude, latitude.
 MX, MY = (1 / m for m in network.metres_per_degree(31.2))
@@ -101,20 +97,12 @@ def test_a_file_that_is_not_openstreetmap_is_refused_and_changes_nothing(
     before = owner(fresh_db, "SELECT count(*), sum(length_m) FROM walk_edge")[0]
     broken = tmp_path / "cut.osm.pbf"
     broken.write_bytes(OSM.read_bytes()[:5000])  # truncated
-    env = {**os.environ, "GRIDMAP_DATABASE_URL": fresh_db.app_url,
-           "GRIDMAP_OWNER_DATABASE_URL": fresh_db.owner_url}  # fmt: skip
-    done = subprocess.run(
-        [GRIDMAP, "network", "build", "--osm", str(broken)],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
+    done = fresh_db.gridmap("network", "build", "--osm", str(broken))
     assert done.returncode == 1 and "not a readable OpenStreetMap file" in done.stderr
     assert "Traceback" not in done.stderr
     assert owner(fresh_db, "SELECT count(*), sum(length_m) FROM walk_edge")[0] == before
     # The whole file goes through: a summary, and a warning naming what has no entrance.
-    done = subprocess.run(
-        [GRIDMAP, "network", "build", "--osm", str(OSM)],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
+    done = fresh_db.gridmap("network", "build", "--osm", str(OSM))
     assert done.returncode == 0, done.stderr
     assert "walking network:" in done.stdout and "cut at the file's edge" in done.stdout
     assert "no entrance" in done.stderr

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -27,7 +24,6 @@ from test_family_files import owner
 
 from api.app import create_app
 
-GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
 V2 = "/open311/v2"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NAME = ("三", "张")  # first_name, last_name
@@ -51,11 +47,7 @@ def public(db: ScratchDB) -> Iterator[TestClient]:
 
 
 def run_cli(*args: str, db: ScratchDB) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GRIDMAP_DATABASE_URL": db.app_url,
-           "GRIDMAP_OWNER_DATABASE_URL": db.owner_url}  # fmt: skip
-    return subprocess.run(
-        [GRIDMAP, "open311", "key", *args], capture_output=True, text=True, timeout=60, env=env
-    )
+    return db.gridmap("open311", "key", *args)
 
 
 def issue(db: ScratchDB, client: str, *args: str) -> str:

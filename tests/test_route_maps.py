@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,7 +32,6 @@ from api.route_maps import route_data
 from api.schema.relay import global_id
 from geo.workers import worker_by_code
 
-GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
 HOUSEHOLD_CODE = re.compile(r"\d{21}-\d+-\d+")
 REMOTE_LINK = re.compile(r"""(?:src|href)=["']?(?:https?:)?//""")
 OTHER_WORKER = "JA015-WG-0002"  # a block head of another grid
@@ -310,11 +307,7 @@ def test_bad_input_is_a_400_naming_the_parameter(
 
 
 def run_cli(*args: str, db: ScratchDB) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GRIDMAP_DATABASE_URL": db.app_url,
-           "GRIDMAP_OWNER_DATABASE_URL": db.owner_url}  # fmt: skip
-    return subprocess.run(
-        [GRIDMAP, "route", *args], capture_output=True, text=True, timeout=120, env=env
-    )
+    return db.gridmap("route", *args)
 
 
 def test_cli_prints_the_route_and_writes_the_map_and_gpx(
