@@ -120,6 +120,69 @@ def db_reset() -> None:
     click.echo("database recreated and migrated")
 
 
+@db.command("backup")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The archive to write [var/backups/gridmap-YYYYMMDD-HHMMSS.dump, local "
+              "time]; an existing file is not overwritten.")  # fmt: skip
+def db_backup(output: Path | None) -> None:
+    """Back up the app database: a pg_dump archive (custom format) of the schema, every row,
+    the row-level security policies and the app role's grants, taken as the tables' owner while
+    the app keeps running. The file is readable by its owner only (it holds personal data);
+    its name is printed alone on standard output, the progress on standard error.
+
+    \b
+    Example:
+      gridmap db backup -o /srv/backups/gridmap.dump
+    """
+    from api.backup import BackupError, backup
+
+    try:
+        done = backup(_owner_url(_settings()), output, say=lambda m: click.echo(m, err=True))
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(str(done), err=True)
+    click.echo(str(done.path))
+
+
+@db.command("restore")
+@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--database", "database", default=None, metavar="NAME", help="Restore into this "
+              "database on the same server, created when absent [the app's database].")  # fmt: skip
+@click.option("--yes", "replace", is_flag=True, help="Replace the database if it holds data: "
+              "the backup is restored beside it, then the old one is dropped.")  # fmt: skip
+def db_restore(file: Path, database: str | None, replace: bool) -> None:
+    """Restore a `gridmap db backup` archive into an empty database, as the tables' owner, in
+    one transaction (a failed restore leaves nothing behind). The database is created when
+    absent; one holding data is refused unless --yes. PostGIS and pgRouting must be in it or
+    in template1 (`gridmap db up` puts them there), and the roles gridmap and gridmap_app must
+    exist on the server.
+
+    \b
+    Examples:
+      gridmap db restore var/backups/gridmap-20261130-120000.dump --database gridmap_check
+      gridmap db restore gridmap.dump --yes        # replace the app database
+    """
+    from sqlalchemy.engine import make_url
+
+    from api.backup import BackupError, restore
+    from geo.migrate import head_revision
+
+    settings = _settings()
+    owner = _owner_url(settings)
+    app_role = make_url(settings.database_url).username if settings.database_url else None
+    try:
+        done = restore(owner, file, database=database, replace=replace, app_role=app_role,
+                       say=lambda m: click.echo(m, err=True))  # fmt: skip
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(str(done))
+    head = head_revision()
+    if done.revision != head:
+        click.echo(f"note: the restored schema is at revision {done.revision}, this code's "
+                   f"is {head}: run `gridmap db migrate` on it before serving",
+                   err=True)  # fmt: skip
+
+
 @main.command()
 @click.option(
     "--households",

@@ -24,6 +24,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 @pytest.mark.parametrize(
     "command", [[], ["db"], ["db", "up"], ["db", "migrate"], ["db", "status"], ["db", "reset"],
+                ["db", "backup"], ["db", "restore"],
                 ["db", "down"], ["demo"], ["serve"], ["schema"], ["auth"], ["auth", "token"],
                 ["auth", "demo-tokens"], ["auth", "revoke"], ["auth", "password"], ["map"],
                 ["map", "coverage"], ["map", "jobs"], ["route"], ["network"],
