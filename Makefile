@@ -129,6 +129,16 @@ bench-scaling: db
 bench-routes: db
 	$(BIN)/python bench/routes.py $(BENCH_ARGS)
 
+# GraphQL fuzzing (tests/test_fuzz.py, issue 11): schemathesis sends FUZZ_OPERATIONS generated
+# operations (default 20,000; `make test` sends 2,000) as the public and each demo role; figures in
+# bench/out/fuzz-N.json. Arguments: FUZZ_OPERATIONS=50000 FUZZ_SEED=12.
+FUZZ_OPERATIONS ?= 20000
+FUZZ_SEED ?= 11
+.PHONY: fuzz
+fuzz: db
+	GRIDMAP_FUZZ_OPERATIONS=$(FUZZ_OPERATIONS) GRIDMAP_FUZZ_SEED=$(FUZZ_SEED) \
+	  $(BIN)/pytest tests/test_fuzz.py -q -s $(PYTEST_ARGS)
+
 # Case hotspots (bench/hotspots.py): district-wide hotspots on 150 m hexagons and one grid's case
 # list on the 1,000,000-household demo (gridmap_bench_1m) with 500,000 cases (synthetic ones added
 # once and kept). Arguments: BENCH_ARGS='--runs 5 --database gridmap_bench_hotspots'.

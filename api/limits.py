@@ -35,11 +35,15 @@ from graphql import (
     NamedTypeNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    StringValueNode,
     VariableNode,
+    Visitor,
     get_named_type,
     get_nullable_type,
     parse,
+    visit,
 )
+from graphql.language import BREAK
 from starlette.requests import Request
 
 from api.schema.relay import DEFAULT_PAGE, MAX_PAGE
@@ -121,6 +125,13 @@ def _check(
                 )
             ]
         return [exc]
+    if _holds_nul(document, variables):
+        return [
+            GraphQLError(
+                "a string holds a NUL character (\\u0000), which no field accepts: remove it",
+                extensions={"code": "BAD_USER_INPUT"},
+            )
+        ]
     try:
         measure = Measure(schema, document, variables or {}, introspection=introspection)
         measure.walk(operation_name)
@@ -135,6 +146,34 @@ def _check(
             )
         ]
     return []
+
+
+def _holds_nul(document: DocumentNode, variables: dict[str, Any] | None) -> bool:
+    """PostgreSQL text cannot hold NUL: refused here, where the error can say so, rather than
+    deep in a driver."""
+    strings = _Strings()
+    visit(document, strings)
+    return strings.found or _nul_in(variables)
+
+
+class _Strings(Visitor):
+    found = False
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> Any:
+        if "\x00" in node.value:
+            self.found = True
+            return BREAK
+        return None
+
+
+def _nul_in(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_nul_in(k) or _nul_in(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_nul_in(v) for v in value)
+    return False
 
 
 @dataclass

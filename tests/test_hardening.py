@@ -270,3 +270,22 @@ def test_a_revoked_token_is_refused(fresh_db: Any, tokens: dict[str, Any]) -> No
         assert "revoked" in answer.json()["errors"][0]["message"]
         fresh = issue_token(settings, worker_row(fresh_db.owner_url, code))
         assert bearer(client, fresh).status_code == 200
+
+
+def test_a_nul_character_is_refused_before_any_sql(client: TestClient) -> None:
+    """PostgreSQL text cannot hold NUL: a string carrying one (written in the query or sent as a
+    variable) is a clear BAD_USER_INPUT, never a server error (the fuzzer found these)."""
+    with statements(client) as sql:
+        for query, variables in (
+            ('{ building(code: "31\\u0000") { name } }', {}),
+            ('{ grid(code: "\\u0000/") { code } }', {}),
+            ("query($c: String!) { household(code: $c) { code } }", {"c": "1\x00"}),
+            ("query($s: String!) { cases(scope: $s) { totalCount } }", {"s": "3101\x00"}),
+        ):
+            err = error(client, query, **variables)
+            assert err["extensions"]["code"] == "BAD_USER_INPUT" and "NUL" in err["message"]
+        assert sql == []
+    # A backslash followed by u0000 is text, not NUL.
+    body = gql(client, "query($c: String!) { building(code: $c) { name } }", c="\\u0000")
+    assert all(e["extensions"]["code"] != "BAD_USER_INPUT" or "NUL" not in e["message"]
+               for e in body.get("errors", []))  # fmt: skip

@@ -239,7 +239,8 @@ def test_clear_answers_when_there_is_nothing_to_walk(
     )
     # A building of the route cut off from the streets: its households are named, not walked.
     route = ok(worker, ROUTE, w=w, d=day, n=5)["walkingRoute"]
-    cut = route["stops"][0]["household"]["code"][:21]
+    first = route["stops"][0]["household"]["code"]
+    cut = first[:21]
     owner(
         fresh_db, "DELETE FROM walk_edge WHERE highway = 'entrance' AND (source, target) IN"
         " (SELECT e.source, e.target FROM walk_edge e JOIN walk_entrance n"
@@ -247,8 +248,9 @@ def test_clear_answers_when_there_is_nothing_to_walk(
     )  # fmt: skip
     route = ok(worker, ROUTE, w=w, d=day, n=5)["walkingRoute"]
     assert all(not s["household"]["code"].startswith(cut) for s in route["stops"])
-    unreachable = [s for s in route["skipped"] if s["household"]["code"].startswith(cut)]
-    assert unreachable and all("not reachable" in s["reason"] for s in unreachable)
+    # (its other households may be left out for other reasons first: not at home, class A …)
+    reasons = {s["household"]["code"]: s["reason"] for s in route["skipped"]}
+    assert "not reachable" in reasons[first]
     # Nobody due: every household of the grid was just visited.
     grid = _grid(fresh_db, code)
     owner(
