@@ -687,6 +687,8 @@ def set_category(*, session: Session, caller: Caller, category: CategoryIn) -> d
 
 
 def holidays(*, session: Session, year: int) -> list[dict[str, Any]]:
+    if not 1 <= year <= 9999:  # a date's range
+        raise BadInput("year", f"{year} is out of range (1 to 9999)")
     rows = session.execute(
         text(
             "SELECT day, working, name FROM holiday"

@@ -324,3 +324,8 @@ def test_every_change_to_a_case_is_audited(
         (tokens["grid_worker"]["worker"], "create", None),
         (tokens["community"]["worker"], "update", "ACCEPTED"),
     ]
+
+
+def test_a_year_out_of_range_is_bad_input(client: TestClient) -> None:
+    err = error(client, "{ holidays(year: -1000000) { day } }")
+    assert err["extensions"] == {"code": "BAD_USER_INPUT", "argument": "year"}
