@@ -129,25 +129,34 @@ def case_by_number(*, session: Session, number: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+@dataclass(frozen=True)
+class CaseFilter:
+    """Which cases a list holds (besides row-level security: only those the caller sees).
+    ``first_day``/``last_day``: local days of the report, in the case's subdistrict."""
+
+    scope: str | None = None
+    states: Sequence[str] = ()
+    categories: Sequence[str] = ()
+    sources: Sequence[str] = ()
+    first_day: dt.date | None = None
+    last_day: dt.date | None = None
+    overdue: bool | None = None
+    within: str | None = None  # GeoJSON text
+    near: tuple[float, float, float] | None = None  # lon, lat, metres
+
+
 def cases_page(
-    *,
-    session: Session,
-    scope: str,
-    first: int,
-    after: tuple[Any, ...] | None,
-    states: Sequence[str] = (),
-    categories: Sequence[str] = (),
-    overdue: bool | None = None,
+    *, session: Session, where: CaseFilter, first: int, after: tuple[Any, ...] | None
 ) -> q.Page:
-    """The cases of ``scope`` the caller sees, newest first (``after``: the last row's
-    (reported_at, number))."""
-    where, params = _where(session, scope, states, categories, overdue)
+    """The cases the caller sees, newest first (``after``: the last row's (reported_at,
+    number))."""
+    clauses, params = _where(session, where)
     if after is not None:
-        where += " AND (c.reported_at, c.number) < (CAST(:a0 AS timestamptz), :a1)"
+        clauses += " AND (c.reported_at, c.number) < (CAST(:a0 AS timestamptz), :a1)"
         params.update(a0=after[0], a1=after[1])
     rows = session.execute(
         text(
-            f"SELECT {CASE_COLUMNS} FROM grid_case c WHERE {where}"
+            f"SELECT {CASE_COLUMNS} FROM grid_case c WHERE {clauses}"
             " ORDER BY c.reported_at DESC, c.number DESC LIMIT :limit"
         ),
         {**params, "limit": first + 1},
@@ -156,49 +165,62 @@ def cases_page(
     return q.Page(found[:first], len(found) > first)
 
 
-def cases_count(
-    *,
-    session: Session,
-    scope: str,
-    states: Sequence[str] = (),
-    categories: Sequence[str] = (),
-    overdue: bool | None = None,
-) -> int:
-    where, params = _where(session, scope, states, categories, overdue)
+def cases_count(*, session: Session, where: CaseFilter) -> int:
+    clauses, params = _where(session, where)
     return session.execute(
-        text(f"SELECT count(*) FROM grid_case c WHERE {where}"), params
+        text(f"SELECT count(*) FROM grid_case c WHERE {clauses}"), params
     ).scalar_one()
 
 
-def _where(
-    session: Session,
-    scope: str,
-    states: Sequence[str],
-    categories: Sequence[str],
-    overdue: bool | None,
-) -> tuple[str, dict[str, Any]]:
-    q.area_by_code(session=session, code=scope, argument="scope")
-    _check_values("states", states, STATES)
-    if len(scope) >= 15:  # one grid: its index gives the newest first
-        clauses = ["c.grid_code = left(:scope, 15)"]
-    else:
-        clauses = ["c.grid_code >= :scope", "c.grid_code < :scope || chr(1114111)"]
-    if len(scope) > 15:
-        clauses.append("c.micro_grid_code = :scope")
-    params: dict[str, Any] = {"scope": scope}
-    if states:
-        clauses.append("c.state = ANY(:states)")
-        params["states"] = list(states)
-    if categories:
-        clauses.append("c.category_code = ANY(:categories)")
-        params["categories"] = list(categories)
-    if overdue is not None:
+def _where(session: Session, where: CaseFilter) -> tuple[str, dict[str, Any]]:
+    _check_values("filter.states", where.states, STATES)
+    _check_values("filter.sources", where.sources, SOURCES)
+    if where.first_day and where.last_day and where.first_day > where.last_day:
+        raise BadInput("filter.from", f"{where.first_day} is after to ({where.last_day})")
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    scope = where.scope
+    if scope is not None:
+        q.area_by_code(session=session, code=scope, argument="filter.scope")
+        params["scope"] = scope
+        if len(scope) >= 15:  # one grid: its index gives the newest first
+            clauses.append("c.grid_code = left(:scope, 15)")
+        else:
+            clauses += ["c.grid_code >= :scope", "c.grid_code < :scope || chr(1114111)"]
+        if len(scope) > 15:
+            clauses.append("c.micro_grid_code = :scope")
+    for name, column in (("states", "state"), ("categories", "category_code"),
+                         ("sources", "source")):  # fmt: skip
+        values = list(getattr(where, name))
+        if values:
+            clauses.append(f"c.{column} = ANY(:{name})")
+            params[name] = values
+    local = "(SELECT s.timezone FROM subdistrict s WHERE s.code = left(c.grid_code, 9))"
+    if where.first_day:
+        clauses.append(f"c.reported_at >= CAST(:first_day AS timestamp) AT TIME ZONE {local}")
+        params["first_day"] = where.first_day
+    if where.last_day:
         clauses.append(
-            ("" if overdue else "NOT ")
+            "c.reported_at < (CAST(:last_day AS timestamp) + interval '1 day')"
+            f" AT TIME ZONE {local}"
+        )
+        params["last_day"] = where.last_day
+    if where.overdue is not None:
+        clauses.append(
+            ("" if where.overdue else "NOT ")
             + "(c.deadline IS NOT NULL AND c.state IN ('DISPATCHED', 'RETURNED')"
             " AND c.deadline < now())"
         )
-    return " AND ".join(clauses), params
+    if where.within is not None:
+        clauses.append("ST_Within(c.location, ST_SetSRID(ST_GeomFromGeoJSON(:within), 4326))")
+        params["within"] = where.within
+    if where.near is not None:
+        clauses.append(
+            "ST_DWithin(c.location::geography,"
+            " ST_SetSRID(ST_MakePoint(:near_lon, :near_lat), 4326)::geography, :near_m)"
+        )
+        params.update(near_lon=where.near[0], near_lat=where.near[1], near_m=where.near[2])
+    return " AND ".join(clauses) or "true", params
 
 
 def case_key(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -287,17 +309,17 @@ def report_case(
     _check_choice(f"{argument}.priority", case.priority, PRIORITIES)
     if not case.description.strip():
         raise BadInput(f"{argument}.description", "say what is wrong, and where")
-    check_point(case.lon, case.lat, prefix=f"{argument}.location.")
+    check_point(case.lon, case.lat, prefix=f"{argument}.")
     category = check_category(session, case.category, f"{argument}.category")
     where = session.execute(text(CONTAINING), {"lon": case.lon, "lat": case.lat}).mappings().first()
     if where is None:
         raise BadInput(
-            f"{argument}.location", f"({case.lon}, {case.lat}) is outside every grid: report "
+            f"{argument}.lon", f"({case.lon}, {case.lat}) is outside every grid: report "
             "a case where it is, inside the district"
         )  # fmt: skip
     if not caller.covers(where["grid_code"]):
         raise Forbidden(
-            f"{argument}.location", f"the point is in grid {where['grid_code']}, outside your "
+            f"{argument}.lon", f"the point is in grid {where['grid_code']}, outside your "
             "areas: its own grid's staff report it"
         )  # fmt: skip
     photos_in = [_photo_bytes(p, f"{argument}.photos[{i}]") for i, p in enumerate(case.photos)]

@@ -276,7 +276,7 @@ PATHS = {
     "OverdueHousehold": "{{ overdueHouseholds(first: 40, scope: $s) {{ edges {{ node {{ household {{ code }} {field} }} }} }} }}",  # noqa: E501
     "Talent": "{{ talents(first: 40, scope: $s) {{ edges {{ node {{ household {{ code }} {field} }} }} }} }}",  # noqa: E501
     "JobSeeker": "{{ jobSeekers(first: 40, scope: $s) {{ edges {{ node {{ household {{ code }} {field} }} }} }} }}",  # noqa: E501
-    "Case": "{{ cases(first: 100, scope: $s) {{ edges {{ node {{ code: number {field} }} }} }} }}",
+    "Case": "{{ cases(first: 100, filter: {{ scope: $s }}) {{ edges {{ node {{ code: number {field} }} }} }} }}",  # noqa: E501
 }
 
 

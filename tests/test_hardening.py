@@ -280,7 +280,7 @@ def test_a_nul_character_is_refused_before_any_sql(client: TestClient) -> None:
             ('{ building(code: "31\\u0000") { name } }', {}),
             ('{ grid(code: "\\u0000/") { code } }', {}),
             ("query($c: String!) { household(code: $c) { code } }", {"c": "1\x00"}),
-            ("query($s: String!) { cases(scope: $s) { totalCount } }", {"s": "3101\x00"}),
+            ("query($s: String!) { cases(filter: {scope: $s}) { totalCount } }", {"s": "3101\x00"}),
         ):
             err = error(client, query, **variables)
             assert err["extensions"]["code"] == "BAD_USER_INPUT" and "NUL" in err["message"]

@@ -29,7 +29,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 NAME = ("三", "张")  # first_name, last_name
 PHONE = "13912345678"
 DESCRIPTION = "Open311 测试：7号楼门口的垃圾三天没人清运"
-READ = """query($n: String!) { case(number: $n) { number source category description state
+READ = """query($n: String!) { caseByNumber(number: $n) { number source category description state
   reporterName reporterPhone reporterCode events { action workerCode role } } }"""
 
 
@@ -129,7 +129,7 @@ def test_a_client_files_a_request_the_public_reads_it_staff_see_it(
 
     # Staff of the grid see the case as reported, reporter included.
     tokens = demo_tokens(db)
-    case = ok(as_role(public, tokens, "grid_worker"), READ, n=number)["case"]
+    case = ok(as_role(public, tokens, "grid_worker"), READ, n=number)["caseByNumber"]
     assert case["source"] == "OPEN311" and case["category"] == "EXPOSED_GARBAGE"
     assert case["description"] == DESCRIPTION and case["state"] == "REPORTED"
     assert case["reporterName"] == "张三" and case["reporterPhone"] == PHONE

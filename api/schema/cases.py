@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import strawberry
 
-from api.schema.base import GeoJSON, values_enum
+from api.schema.areas import Grid, MicroGrid
+from api.schema.base import GeoJSON, NearInput, filters, values_enum
 from api.schema.context import Info
 from api.schema.personal import personal
 from api.schema.relay import (
@@ -25,6 +26,7 @@ from api.schema.relay import (
     parse_global_id,
 )
 from geo import cases as c
+from geo import queries as q
 from geo.access import Role
 from geo.errors import BadInput, Forbidden
 
@@ -99,8 +101,6 @@ class Case(Node):
     )
     description: str
     location: GeoJSON
-    grid_code: str
-    micro_grid_code: str | None
     reporter_code: str | None = strawberry.field(
         description="Who reported it: a staff number, or open311:<client> for an Open311 client."
     )
@@ -119,6 +119,18 @@ class Case(Node):
     handled_at: dt.datetime | None
     closed_at: dt.datetime | None
     returned_count: int = strawberry.field(description="Times it was sent back to the unit.")
+
+    @strawberry.field(description="The grid it was reported in (by containment).")
+    async def grid(self, info: Info) -> Grid:
+        found = await info.context.loaders.by_code(q.GRID).load(self.row["grid_code"])
+        assert found is not None
+        return Grid.from_row(found)
+
+    @strawberry.field
+    async def micro_grid(self, info: Info) -> MicroGrid | None:
+        code = self.row["micro_grid_code"]
+        found = code and await info.context.loaders.by_code(q.MICRO_GRID).load(code)
+        return MicroGrid.from_row(found) if found else None
 
     @strawberry.field(description="The case this one was merged into (a duplicate).")
     async def merged_into(self, info: Info) -> Case | None:
@@ -167,7 +179,6 @@ class Case(Node):
             location=orjson.Fragment(
                 orjson.dumps({"type": "Point", "coordinates": [row["lon"], row["lat"]]})
             ),
-            grid_code=row["grid_code"], micro_grid_code=row["micro_grid_code"],
             reporter_code=row["reporter_code"], reporter_name=row["reporter_name"],
             reporter_phone=row["reporter_phone"], unit_code=row["unit_code"],
             priority=CasePriority(row["priority"]), state=CaseState(row["state"]),
@@ -195,37 +206,67 @@ async def case_node(info: Info, key: uuid.UUID) -> Case | None:
     return None if row is None else Case.of(row)
 
 
-async def case(info: Info, number: str) -> Case | None:
-    """The case with this number, if you may see it."""
+async def case(info: Info, id: strawberry.ID) -> Case | None:
+    """The case with this global ID, if you may see it."""
+    return await case_node(info, case_key(info, id, "id"))
+
+
+async def case_by_number(info: Info, number: str) -> Case | None:
+    """The case with this number (2026-000123), if you may see it."""
     require_case_role(info)
     row = await info.context.db.run(c.case_by_number, number=number.strip())
     return None if row is None else Case.of(row)
 
 
+@strawberry.input(description="Which cases: every criterion given must hold.")
+class CaseFilter:
+    scope: str | None = strawberry.field(
+        default=None, description="An area code; default: all your areas."
+    )
+    states: list[CaseState] | None = None  # type: ignore[valid-type]
+    categories: list[str] | None = None
+    sources: list[CaseSource] | None = None  # type: ignore[valid-type]
+    from_: dt.date | None = strawberry.field(
+        default=None, name="from", description="Reported on or after this local day."
+    )
+    to: dt.date | None = strawberry.field(
+        default=None, description="Reported on or before this local day."
+    )
+    overdue: bool | None = None
+    within: GeoJSON | None = strawberry.field(
+        default=None, description="Only cases whose point lies within this GeoJSON geometry."
+    )
+    near: NearInput | None = strawberry.field(
+        default=None, description="Only cases within `meters` of a point."
+    )
+
+    def value(self) -> c.CaseFilter:
+        spatial = filters(within=self.within, near=self.near)
+        near = spatial.near and (spatial.near.lon, spatial.near.lat, spatial.near.meters)
+        return c.CaseFilter(
+            scope=self.scope, states=[s.value for s in self.states or ()],
+            categories=self.categories or (), sources=[s.value for s in self.sources or ()],
+            first_day=self.from_, last_day=self.to, overdue=self.overdue,
+            within=spatial.within, near=near,
+        )  # fmt: skip
+
+
 async def cases(
     info: Info,
-    scope: str,
+    filter: CaseFilter | None = None,
     first: int = DEFAULT_PAGE,
     after: str | None = None,
-    states: list[CaseState] | None = None,  # type: ignore[valid-type]
-    categories: list[str] | None = None,
-    overdue: bool | None = None,
 ) -> Connection[Case]:
-    """The cases of an area that you may see, newest first."""
+    """The cases you may see, newest first."""
     require_case_role(info)
     check_first(first)
     after_key = decode_cursor(after)
+    where = (filter or CaseFilter()).value()
     db = info.context.db
-    page = await db.run(
-        c.cases_page, scope=scope, first=first, after=after_key,
-        states=[s.value for s in states or ()], categories=categories or (), overdue=overdue,
-    )  # fmt: skip
+    page = await db.run(c.cases_page, where=where, first=first, after=after_key)
 
     async def total() -> int:
-        return await db.run(
-            c.cases_count, scope=scope, states=[s.value for s in states or ()],
-            categories=categories or (), overdue=overdue,
-        )  # fmt: skip
+        return await db.run(c.cases_count, where=where)
 
     return make_connection(
         [Case.of(r) for r in page.rows], [c.case_key(r) for r in page.rows],
@@ -254,16 +295,11 @@ class PhotoInput:
 
 
 @strawberry.input
-class LocationInput:
-    lon: float
-    lat: float
-
-
-@strawberry.input
 class ReportCaseInput:
     category: str = strawberry.field(description="A code of `caseCategories`.")
     description: str
-    location: LocationInput
+    lon: float
+    lat: float
     source: CaseSource = strawberry.field(default=CaseSource("GRID_WHISTLE"))  # type: ignore
     priority: CasePriority = strawberry.field(default=CasePriority("NORMAL"))  # type: ignore
     reporter_name: str | None = strawberry.field(
@@ -276,7 +312,7 @@ class ReportCaseInput:
 @strawberry.type
 class ReportCasePayload:
     case: Case
-    possible_duplicates: list[Case] = strawberry.field(
+    duplicates: list[Case] = strawberry.field(
         description="Open cases of the same category within 100 m: merge if it is the same."
     )
 
@@ -287,19 +323,19 @@ async def report_case(info: Info, input: ReportCaseInput) -> ReportCasePayload:
         c.report_case, caller=info.context.caller,
         case=c.CaseIn(
             source=input.source.value, category=input.category.strip(),
-            description=input.description, lon=input.location.lon, lat=input.location.lat,
+            description=input.description, lon=input.lon, lat=input.lat,
             priority=input.priority.value, reporter_name=input.reporter_name,
             reporter_phone=input.reporter_phone,
             photos=[p.value() for p in input.photos or ()],
         ),
     )  # fmt: skip
     return ReportCasePayload(
-        case=Case.of(row), possible_duplicates=[Case.of(d) for d in duplicates]
+        case=Case.of(row), duplicates=[Case.of(d) for d in duplicates]
     )
 
 
 @strawberry.input
-class MoveCaseInput:
+class TransitionCaseInput:
     case_id: strawberry.ID
     to: CaseState  # type: ignore[valid-type]
     note: str | None = strawberry.field(
@@ -311,14 +347,19 @@ class MoveCaseInput:
     photos: list[PhotoInput] | None = None
 
 
-async def move_case(info: Info, input: MoveCaseInput) -> Case:
+@strawberry.type
+class TransitionCasePayload:
+    case: Case
+
+
+async def transition_case(info: Info, input: TransitionCaseInput) -> TransitionCasePayload:
     key = case_key(info, input.case_id, "input.caseId")
     row = await info.context.db.write(
         c.transition, caller=info.context.caller, case_id=key, to=input.to.value,
         note=input.note, unit_code=input.unit_code,
         photos=[p.value() for p in input.photos or ()],
     )  # fmt: skip
-    return Case.of(row)
+    return TransitionCasePayload(case=Case.of(row))
 
 
 @strawberry.input

@@ -70,8 +70,8 @@ class Mutation:
         resolver=cases.report_case,
         description="Blow the whistle: report a case where it is (possible duplicates listed).",
     )
-    move_case = strawberry.field(
-        resolver=cases.move_case, description="Move a case one step along the closed loop."
+    transition_case = strawberry.field(
+        resolver=cases.transition_case, description="Move a case one step along the closed loop."
     )
     merge_case = strawberry.field(
         resolver=cases.merge_case, description="Close a duplicate with a link to its case."

@@ -22,7 +22,15 @@ from api.schema.audit import audit_log
 from api.schema.base import GeoJSON, NearInput, RowNode, filters, list_connection
 from api.schema.case_hotspots import case_hotspots
 from api.schema.case_stats import case_stats
-from api.schema.cases import case, case_categories, case_node, cases, holidays, units
+from api.schema.cases import (
+    case,
+    case_by_number,
+    case_categories,
+    case_node,
+    cases,
+    holidays,
+    units,
+)
 from api.schema.context import Info
 from api.schema.coverage import cadence_policy, coverage, overdue_households
 from api.schema.family_files import family_file
@@ -131,6 +139,7 @@ class Query:
     walking_route = strawberry.field(resolver=walking_route)
 
     case = strawberry.field(resolver=case)
+    case_by_number = strawberry.field(resolver=case_by_number)
     cases = strawberry.field(resolver=cases)
     case_categories = strawberry.field(
         resolver=case_categories, description="The case catalogue."
