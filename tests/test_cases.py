@@ -330,3 +330,37 @@ def test_every_change_to_a_case_is_audited(
 def test_a_year_out_of_range_is_bad_input(client: TestClient) -> None:
     err = error(client, "{ holidays(year: -1000000) { day } }")
     assert err["extensions"] == {"code": "BAD_USER_INPUT", "argument": "year"}
+
+
+def test_the_case_list_filters(app: tuple[TestClient, Any], fresh_db: ScratchDB) -> None:
+    public, tokens = app
+    worker = as_role(public, tokens, "grid_worker")
+    grid = grid_of(fresh_db, tokens["grid_worker"]["worker"])
+    point = a_point_in(fresh_db, grid)
+    made = ok(worker, REPORT, input={"category": "MOSQUITOES", "description": "积水孳生蚊虫",
+                                     "source": "RESIDENT_ONLINE", **point})  # fmt: skip
+    number = made["reportCase"]["case"]["number"]
+    listing = """query($f: CaseFilter) { cases(filter: $f, first: 100) { totalCount
+      edges { node { number } } } }"""
+
+    def numbers(**criteria: Any) -> list[str]:
+        found = ok(worker, listing, f={"scope": grid, **criteria})["cases"]
+        assert found["totalCount"] == len(found["edges"]) or found["totalCount"] > 100
+        return [e["node"]["number"] for e in found["edges"]]
+
+    today = dt.datetime.now(SHANGHAI).date()
+    yesterday = (today - dt.timedelta(days=1)).isoformat()
+    square = {"type": "Polygon", "coordinates": [[
+        [point["lon"] - 1e-4, point["lat"] - 1e-4], [point["lon"] + 1e-4, point["lat"] - 1e-4],
+        [point["lon"] + 1e-4, point["lat"] + 1e-4], [point["lon"] - 1e-4, point["lat"] + 1e-4],
+        [point["lon"] - 1e-4, point["lat"] - 1e-4]]]}  # fmt: skip
+    assert number in numbers(sources=["RESIDENT_ONLINE"], categories=["MOSQUITOES"])
+    assert number not in numbers(sources=["HOTLINE_12345"])
+    assert number in numbers(**{"from": today.isoformat(), "to": today.isoformat()})
+    assert number not in numbers(to=yesterday)
+    assert number in numbers(within=square, states=["REPORTED"], overdue=False)
+    assert number in numbers(near={**point, "meters": 5})
+    far = {"lon": point["lon"] + 0.01, "lat": point["lat"], "meters": 50}
+    assert number not in numbers(near=far)
+    err = error(worker, listing, f={"from": today.isoformat(), "to": yesterday})
+    assert err["extensions"]["argument"] == "filter.from"
