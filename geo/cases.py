@@ -116,17 +116,13 @@ class CaseIn:
 
 def case_by_id(*, session: Session, case_id: uuid.UUID) -> dict[str, Any] | None:
     """The case if the caller may see it (row-level security), else None."""
-    row = session.execute(
-        text(f"SELECT {CASE_COLUMNS} FROM grid_case c WHERE c.id = :id"), {"id": case_id}
-    ).mappings().first()  # fmt: skip
-    return dict(row) if row else None
+    return q.first_row(session, f"SELECT {CASE_COLUMNS} FROM grid_case c WHERE c.id = :id",
+                       id=case_id)  # fmt: skip
 
 
 def case_by_number(*, session: Session, number: str) -> dict[str, Any] | None:
-    row = session.execute(
-        text(f"SELECT {CASE_COLUMNS} FROM grid_case c WHERE c.number = :n"), {"n": number}
-    ).mappings().first()  # fmt: skip
-    return dict(row) if row else None
+    return q.first_row(session, f"SELECT {CASE_COLUMNS} FROM grid_case c WHERE c.number = :n",
+                       n=number)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -391,15 +391,9 @@ def check_opening(values: dict[str, Any]) -> None:
 
 
 def opening_by_id(*, session: Session, opening_id: uuid.UUID) -> dict[str, Any] | None:
-    row = (
-        session.execute(
-            text(f"SELECT {OPENING_COLUMNS} FROM job_opening o WHERE o.id = :id"),
-            {"id": opening_id},
-        )
-        .mappings()
-        .first()
+    return q.first_row(
+        session, f"SELECT {OPENING_COLUMNS} FROM job_opening o WHERE o.id = :id", id=opening_id
     )
-    return dict(row) if row else None
 
 
 def openings_of(
@@ -505,14 +499,9 @@ def in_scope_count(*, session: Session, table: str, scope: str, states: Sequence
 
 
 def seeker_by_id(*, session: Session, seeker_id: uuid.UUID) -> dict[str, Any] | None:
-    row = (
-        session.execute(
-            text(f"SELECT {SEEKER_COLUMNS} FROM job_seeker js WHERE js.id = :id"), {"id": seeker_id}
-        )
-        .mappings()
-        .first()
+    return q.first_row(
+        session, f"SELECT {SEEKER_COLUMNS} FROM job_seeker js WHERE js.id = :id", id=seeker_id
     )
-    return dict(row) if row else None
 
 
 def seekers_page(
@@ -691,14 +680,9 @@ def offers(*, session: Session, scope: str, today: dt.date) -> list[dict[str, An
 
 
 def match_by_id(*, session: Session, match_id: uuid.UUID) -> dict[str, Any] | None:
-    row = (
-        session.execute(
-            text(f"SELECT {MATCH_COLUMNS} FROM job_match m WHERE m.id = :id"), {"id": match_id}
-        )
-        .mappings()
-        .first()
+    return q.first_row(
+        session, f"SELECT {MATCH_COLUMNS} FROM job_match m WHERE m.id = :id", id=match_id
     )
-    return dict(row) if row else None
 
 
 def propose(

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from geo.errors import BadInput, NotFound
@@ -377,6 +377,12 @@ def _with_here(filters: Filters) -> str:
 
 def _all(session: Session, sql: str, **params: Any) -> list[Row]:
     return [dict(r) for r in session.execute(text(sql), params).mappings()]
+
+
+def first_row(session: Session | Connection, sql: str, **params: Any) -> Row | None:
+    """The first row of ``sql`` as a dict, or None (a lookup by key)."""
+    row = session.execute(text(sql), params).mappings().first()
+    return dict(row) if row else None
 
 
 def group_rows(

@@ -156,25 +156,15 @@ def _check_input(visit: VisitIn) -> None:
 
 
 def _by_key(session: Session, key: str) -> dict[str, Any] | None:
-    row = (
-        session.execute(
-            text(f"SELECT {VISIT_COLUMNS} FROM visit v WHERE v.idempotency_key = :k"), {"k": key}
-        )
-        .mappings()
-        .first()
+    return q.first_row(
+        session, f"SELECT {VISIT_COLUMNS} FROM visit v WHERE v.idempotency_key = :k", k=key
     )
-    return dict(row) if row else None
 
 
 def visit_by_id(*, session: Session, visit_id: uuid.UUID) -> dict[str, Any] | None:
-    row = (
-        session.execute(
-            text(f"SELECT {VISIT_COLUMNS} FROM visit v WHERE v.id = :id"), {"id": visit_id}
-        )
-        .mappings()
-        .first()
+    return q.first_row(
+        session, f"SELECT {VISIT_COLUMNS} FROM visit v WHERE v.id = :id", id=visit_id
     )
-    return dict(row) if row else None
 
 
 def _same_visit(earlier: dict[str, Any], visit: VisitIn) -> dict[str, Any]:

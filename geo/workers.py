@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
+from geo import queries as q
 from geo.access import Role
 from geo.errors import NotFound
 
@@ -35,9 +36,7 @@ def caller_role(worker_role: str) -> Role:
 def worker_for_auth(
     *, connection: Connection | Session, worker_id: uuid.UUID
 ) -> dict[str, Any] | None:
-    row = connection.execute(text(WORKER_FOR_AUTH + " WHERE w.id = :id"), {"id": worker_id})
-    found = row.mappings().first()
-    return dict(found) if found else None
+    return q.first_row(connection, WORKER_FOR_AUTH + " WHERE w.id = :id", id=worker_id)
 
 
 def worker_by_code(*, connection: Connection | Session, code: str) -> dict[str, Any]:
