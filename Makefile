@@ -29,6 +29,10 @@ help:
 	@echo "make db      start the local cluster (data in var/) and migrate the schema"
 	@echo "make stop    stop the local cluster"
 	@echo "make lint    ruff check"
+	@echo "make bench-imports  ogr2ogr against the importer's raw load step, and the full building"
+	@echo "             import, on 100,000 footprints (installs gdal-bin); figures in BENCHMARKS.md"
+	@echo "make loadtest  50 clients for 60 s against a real server (BENCH_ARGS='--clients 20');"
+	@echo "             checks every acknowledged write is stored once; figures in BENCHMARKS.md"
 	@echo "make clean   stop the cluster and DELETE var/ (the local database and its passwords)"
 
 # No apt call at all when everything is installed: dpkg-query answers in milliseconds.
@@ -145,3 +149,24 @@ fuzz: db
 .PHONY: bench-hotspots
 bench-hotspots: db
 	$(BIN)/python bench/hotspots.py $(BENCH_ARGS)
+
+# Building imports (bench/imports.py, issue 6): 100,000 made-up footprints (a GeoPackage) loaded by
+# GDAL's ogr2ogr and by the importer's raw load step (COPY into its staging table) into the same
+# database (gridmap_bench_imports, the default demo, kept for the next run), then the full import
+# (validation, repair, placement). Installs Debian's gdal-bin (ogr2ogr) when missing.
+# Arguments: BENCH_ARGS='--rounds 3 --file town.gpkg --key-field osm_id --levels-field floors'.
+.PHONY: bench-imports
+bench-imports: db
+	@command -v ogr2ogr >/dev/null || { echo "installing gdal-bin"; $(APT) update; \
+	  $(APT) install -y --no-install-recommends gdal-bin; }
+	$(BIN)/python bench/imports.py $(BENCH_ARGS)
+
+# Load test (bench/loadtest.py, issue 11): 50 clients for 60 s doing what grid workers, community
+# staff, departments and the grid center do, against `gridmap serve` (its default workers) over
+# gridmap_loadtest (the demo, loaded once and kept); then every acknowledged visit, case and step is
+# looked for in the database. Installs the `bench` extra (py-spy, for --profile) when missing.
+# Arguments: BENCH_ARGS='--clients 20 --duration 30 --think 0 --profile'.
+.PHONY: loadtest
+loadtest: db
+	@[ -x $(BIN)/py-spy ] || $(BIN)/python -m pip install --disable-pip-version-check -e '.[bench]'
+	$(BIN)/python bench/loadtest.py $(BENCH_ARGS)

@@ -9,15 +9,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from api.auth import Authenticator
 from api.case_photos import case_photo
+from api.errors import unavailable_response
 from api.graphql import JSONResponse, graphql_endpoint
 from api.hotspot_maps import hotspots_page
 from api.job_maps import jobs_page
@@ -27,6 +30,7 @@ from api.open311 import open311_request, open311_requests, open311_services
 from api.route_maps import DEMO_WORKER, route_gpx_file, route_page
 from api.schema import sdl
 from api.settings import ROOT, Settings
+from api.subscriptions import graphql_socket
 from api.web import (
     Refused,
     login,
@@ -74,6 +78,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         Route("/", landing),
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        # Subscriptions: a WebSocket at the same path (graphql-transport-ws, api/subscriptions.py).
+        WebSocketRoute("/graphql", graphql_socket),
         Route("/schema.graphql", schema_sdl),
         Route("/docs", docs),
         Route("/healthz", healthz),
@@ -95,7 +101,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[session_middleware(settings)],
-        exception_handlers={Refused: refused_response},
+        # The database away (a restart): 503 with a plain message, not a 500 (api.errors).
+        exception_handlers={
+            Refused: refused_response,
+            DBAPIError: unavailable_response,
+            PoolTimeout: unavailable_response,
+        },
         lifespan=lifespan,
     )
 

@@ -2,6 +2,14 @@
 operation may be, measured on the document before anything reaches the database; how large a
 request body may be; how many requests a caller may make per second.
 
+What is checked before any parsing is cheap (the query's length; the variables' depth, number of
+values and NUL characters, in one walk without recursion); the rest is checked on the parsed
+document before the schema's validation, whose cost some shapes would otherwise blow up: many
+operations or fragments in one document, and one field selected again and again beside itself
+(graphql-core compares such fields pairwise: 330 copies of one field took it 0.8 s).
+A refusal carries a code: PAYLOAD_TOO_LARGE (answered 413) for what is too long, and
+QUERY_TOO_COMPLEX (400) for what is too deep or too many (``refusal_status``).
+
 Cost is an estimate of the rows an operation can touch: every field costs the multiplier of its
 parent (1 at the root); a connection multiplies its ``edges`` by its ``first`` (as sent, with the
 variables' values; 50 when absent, at most 500); any other list multiplies by ``LIST_FACTOR``.
@@ -49,6 +57,13 @@ from starlette.requests import Request
 from api.schema.relay import DEFAULT_PAGE, MAX_PAGE
 
 MAX_DEPTH = 20
+MAX_QUERY_CHARS = 100_000  # comments and strings are not tokens: the text itself is bounded too
+MAX_OPERATIONS = 20  # in one document (GraphiQL sends the whole editor)
+MAX_FRAGMENTS = 100
+MAX_VARIABLE_DEFINITIONS = 100  # in one document
+MAX_DUPLICATES = 20  # fields selected again beside a field of the same response name
+MAX_INPUT_DEPTH = 32  # lists and objects in the variables (a GeoJSON multipolygon is 6)
+MAX_INPUT_VALUES = 50_000  # every value in the variables, list items and object fields included
 MAX_COST = 200_000  # a 500-row page three levels deep costs about 10,000
 MAX_FIELDS = 1_000  # counted with fragments expanded where they are spread
 MAX_ALIASES = 200
@@ -60,6 +75,7 @@ MAX_STEPS = 10 * MAX_FIELDS  # fields, fragments and spreads visited: bounds fra
 LIST_FACTOR = 10
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+TOO_LARGE = "PAYLOAD_TOO_LARGE"
 
 
 def parse_document(query: str) -> DocumentNode:
@@ -79,6 +95,21 @@ def too_complex(message: str, node: Any = None) -> GraphQLError:
     return GraphQLError(message, nodes=node, extensions={"code": TOO_COMPLEX})
 
 
+def too_large(message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": TOO_LARGE})
+
+
+def refusal_status(errors: list[GraphQLError]) -> int | None:
+    """The HTTP status of an operation refused by these limits (413 too large, 400 too deep or
+    too many); None for other errors, answered as before."""
+    codes = {(e.extensions or {}).get("code") for e in errors}
+    if TOO_LARGE in codes:
+        return 413
+    if TOO_COMPLEX in codes:
+        return 400
+    return None
+
+
 def check_operation(
     schema: GraphQLSchema,
     query: str,
@@ -90,6 +121,17 @@ def check_operation(
     """The reasons to refuse an operation before running it (none: run it). Documents that are
     invalid in other ways pass here; the schema's own validation reports them. The verdicts on
     small operations are kept: dashboards send the same few again and again."""
+    if len(query) > MAX_QUERY_CHARS:
+        return [
+            too_large(
+                f"the query is {len(query):,} characters long, over the limit of "
+                f"{MAX_QUERY_CHARS:,}: send a shorter query (without long comments or strings), "
+                "or pass long values as variables"
+            )
+        ]
+    refused = check_variables(variables)
+    if refused:
+        return [refused]
     values = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
     if len(query) <= CACHED_QUERY_CHARS and len(values) <= CACHED_VARIABLES_BYTES:
         return list(_checked(schema, query, values, operation_name, introspection))
@@ -125,13 +167,11 @@ def _check(
                 )
             ]
         return [exc]
-    if _holds_nul(document, variables):
-        return [
-            GraphQLError(
-                "a string holds a NUL character (\\u0000), which no field accepts: remove it",
-                extensions={"code": "BAD_USER_INPUT"},
-            )
-        ]
+    refused = _check_document(document)
+    if refused:
+        return [refused]
+    if _holds_nul(document):
+        return [_nul_error()]
     try:
         measure = Measure(schema, document, variables or {}, introspection=introspection)
         measure.walk(operation_name)
@@ -148,12 +188,97 @@ def _check(
     return []
 
 
-def _holds_nul(document: DocumentNode, variables: dict[str, Any] | None) -> bool:
+def check_variables(variables: dict[str, Any] | None) -> GraphQLError | None:
+    """The reason to refuse the variables, if any: nested too deeply (the JSON parser allows
+    1,024 levels, the JSON writer 255, graphql-core 200 — and each recursion costs), too many
+    values, or a NUL character. One walk with a stack of its own: no recursion to exhaust."""
+    stack: list[tuple[Any, int]] = [(variables or {}, 1)]
+    values = 0
+    nul = False
+    while stack:
+        value, depth = stack.pop()
+        values += 1
+        if values > MAX_INPUT_VALUES:
+            return too_complex(
+                f"the variables hold more than {MAX_INPUT_VALUES:,} values (list items and "
+                "object fields counted): send fewer at once, in several requests"
+            )
+        if isinstance(value, dict | list):
+            if depth > MAX_INPUT_DEPTH:
+                return too_complex(
+                    f"the variables are nested more than {MAX_INPUT_DEPTH} levels deep (lists "
+                    "and objects): no input of this API is that deep"
+                )
+            if isinstance(value, dict):
+                nul = nul or any("\x00" in key for key in value)
+                stack.extend((v, depth + 1) for v in value.values())
+            else:
+                stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str) and "\x00" in value:
+            nul = True
+    return _nul_error() if nul else None
+
+
+def _nul_error() -> GraphQLError:
+    return GraphQLError(
+        "a string holds a NUL character (\\u0000), which no field accepts: remove it",
+        extensions={"code": "BAD_USER_INPUT"},
+    )
+
+
+def _check_document(document: DocumentNode) -> GraphQLError | None:
+    """Refuse documents whose validation would cost more than their size suggests: many
+    operations, fragments or variables, or one field selected again and again beside itself.
+    Linear in the document, with a stack of its own."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    fragments = sum(isinstance(d, FragmentDefinitionNode) for d in document.definitions)
+    variables = sum(len(o.variable_definitions or ()) for o in operations)
+    for count, limit, what in (
+        (len(operations), MAX_OPERATIONS, "operations"),
+        (fragments, MAX_FRAGMENTS, "fragments"),
+        (variables, MAX_VARIABLE_DEFINITIONS, "variable definitions"),
+    ):
+        if count > limit:
+            return too_complex(
+                f"the document holds {count:,} {what}, over the limit of {limit}: send only "
+                "the operation you run and the fragments it spreads"
+            )
+    duplicates = 0
+    sets = [
+        d.selection_set
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
+    ]
+    while sets:
+        names: set[str] = set()
+        merged = [sets.pop()]  # a selection set and the inline fragments in it: one level
+        while merged:
+            for selection in merged.pop().selections:
+                if isinstance(selection, InlineFragmentNode):
+                    merged.append(selection.selection_set)
+                elif isinstance(selection, FieldNode):
+                    name = (selection.alias or selection.name).value
+                    if name in names:
+                        duplicates += 1
+                        if duplicates > MAX_DUPLICATES:
+                            return too_complex(
+                                f"the query selects {name!r} (or other fields) again beside "
+                                f"itself more than {MAX_DUPLICATES} times: select each field "
+                                "once",
+                                selection,
+                            )
+                    names.add(name)
+                    if selection.selection_set is not None:
+                        sets.append(selection.selection_set)
+    return None
+
+
+def _holds_nul(document: DocumentNode) -> bool:
     """PostgreSQL text cannot hold NUL: refused here, where the error can say so, rather than
-    deep in a driver."""
+    deep in a driver (the variables are checked in ``check_variables``)."""
     strings = _Strings()
     visit(document, strings)
-    return strings.found or _nul_in(variables)
+    return strings.found
 
 
 class _Strings(Visitor):
@@ -164,16 +289,6 @@ class _Strings(Visitor):
             self.found = True
             return BREAK
         return None
-
-
-def _nul_in(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_nul_in(k) or _nul_in(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_nul_in(v) for v in value)
-    return False
 
 
 @dataclass

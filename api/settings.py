@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     route_first_visit_minutes: int = Field(default=30, ge=1, le=240)
     route_walk_metres_per_minute: float = Field(default=70.0, gt=0)
     route_time_limit_seconds: float = Field(default=1.0, gt=0, le=60)
+    # The caseReported subscription looks for new cases this often (seconds).
+    case_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
     def route_settings(self) -> RouteSettings:
         return RouteSettings(

@@ -13,6 +13,18 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
+# A request never waits on the database for ever: 30 s per statement, 5 s to connect (a server
+# that is down answers at once; one that is unreachable would otherwise take minutes), and a
+# server gone silent mid-statement is noticed by TCP keepalives within 10 + 3 × 5 s.
+CONNECT_ARGS = {
+    "options": "-c statement_timeout=30000 -c TimeZone=UTC",
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
 
 def make_engine(url: str, *, pool_size: int = 10, autocommit: bool = False) -> Engine:
     """An engine whose connections are checked before use. ``autocommit``: for callers that
@@ -26,8 +38,7 @@ def make_engine(url: str, *, pool_size: int = 10, autocommit: bool = False) -> E
         max_overflow=0 if autocommit else pool_size,
         pool_pre_ping=not autocommit,
         isolation_level="AUTOCOMMIT" if autocommit else None,
-        # A request never waits on the database for ever: 30 s per statement.
-        connect_args={"options": "-c statement_timeout=30000 -c TimeZone=UTC"},
+        connect_args=CONNECT_ARGS,
     )
 
 

@@ -4,24 +4,18 @@ and the app works on it with its row-level security."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-import shutil
-import socket
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg2
+from clusters import throwaway_cluster
 from conftest import GRIDMAP, Databases, ScratchDB, as_role, demo_tokens
 from gq import ok
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
-from api import cluster
 from api.app import create_app
 
 TABLES = """
@@ -203,66 +197,6 @@ def test_what_is_not_a_backup_is_refused(
     assert archive.read_bytes() == whole
 
 
-# --- a cluster of its own ---
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def throwaway_cluster() -> Iterator[dict[str, str]]:
-    """A new PostgreSQL 15 cluster in a temporary directory, as ``gridmap db up`` makes one
-    (the owner role gridmap, PostGIS and pgRouting in template1) but with no database gridmap
-    and no app role yet; stopped and deleted afterwards. Under root it runs as the OS user
-    postgres, as the local cluster does."""
-    account = cluster._server_account()
-    base = Path(tempfile.mkdtemp(prefix="gridmap-fresh-"))
-    port = _free_port()
-    data = base / "data"
-    password = {r: secrets.token_urlsafe(18) for r in ("postgres", "gridmap", "gridmap_app")}
-    started = False
-    try:
-        if os.geteuid() == 0:
-            os.chown(base, account.pw_uid, account.pw_gid)
-            cluster._grant_traverse(account.pw_name, base)
-        pwfile = base / "pw"
-        pwfile.write_text(password["postgres"] + "\n")
-        if os.geteuid() == 0:
-            os.chown(pwfile, account.pw_uid, account.pw_gid)
-        cluster._run_as_server([
-            str(cluster.PG_BIN / "initdb"), "-D", str(data), "--username=postgres",
-            f"--pwfile={pwfile}", "--auth=scram-sha-256", "--encoding=UTF8",
-            f"--locale={cluster._locale()}", "--no-instructions", "--no-sync",
-        ], what="initdb a throwaway cluster")  # fmt: skip
-        options = (f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories="
-                   f"{base} -c fsync=off -c full_page_writes=off -c shared_buffers=64MB")
-        started = True
-        cluster._run_as_server([
-            str(cluster.PG_BIN / "pg_ctl"), "start", "-D", str(data), "-w", "-t", "60",
-            "-l", str(base / "log"), "-o", options,
-        ], what="start the throwaway cluster")  # fmt: skip
-
-        def url(role: str, database: str) -> str:
-            return f"postgresql+psycopg2://{role}:{password[role]}@127.0.0.1:{port}/{database}"
-
-        admin = url("postgres", "postgres")
-        _query(admin, f"CREATE ROLE gridmap LOGIN CREATEDB PASSWORD '{password['gridmap']}'")
-        _query(url("postgres", "template1"), "CREATE EXTENSION postgis; CREATE EXTENSION "
-               "pgrouting; REVOKE CREATE ON SCHEMA public FROM PUBLIC")  # fmt: skip
-        yield {"owner": url("gridmap", "gridmap"), "app": url("gridmap_app", "gridmap"),
-               "admin": admin, "app password": password["gridmap_app"]}  # fmt: skip
-    finally:
-        if started:
-            cluster._run_as_server(
-                [str(cluster.PG_BIN / "pg_ctl"), "stop", "-D", str(data), "-m", "immediate"],
-                check=False,
-            )
-        shutil.rmtree(base, ignore_errors=True)
-
-
 def test_a_backup_restores_into_a_fresh_cluster(fresh_db: ScratchDB, tmp_path: Path) -> None:
     archive = tmp_path / "x.dump"
     done = fresh_db.gridmap("db", "backup", "-o", str(archive))
@@ -270,8 +204,8 @@ def test_a_backup_restores_into_a_fresh_cluster(fresh_db: ScratchDB, tmp_path: P
     source = digests(fresh_db.owner_url)
     source_security = security(fresh_db.owner_url)
     with throwaway_cluster() as fresh:
-        env = {**os.environ, "GRIDMAP_OWNER_DATABASE_URL": fresh["owner"],
-               "GRIDMAP_DATABASE_URL": fresh["app"], "GRIDMAP_ADMIN_DATABASE_URL": fresh["admin"]}
+        env = {**os.environ, "GRIDMAP_OWNER_DATABASE_URL": fresh.owner,
+               "GRIDMAP_DATABASE_URL": fresh.app, "GRIDMAP_ADMIN_DATABASE_URL": fresh.admin}
 
 
         def restore() -> subprocess.CompletedProcess[str]:
@@ -283,14 +217,14 @@ def test_a_backup_restores_into_a_fresh_cluster(fresh_db: ScratchDB, tmp_path: P
         assert done.returncode != 0
         assert "rolled back" in done.stderr and "role gridmap_app is missing" in done.stderr
         exists = "SELECT 1 FROM pg_database WHERE datname = 'gridmap'"
-        assert not _query(fresh["admin"], exists)
-        _query(fresh["admin"], f"CREATE ROLE gridmap_app LOGIN PASSWORD '{fresh['app password']}'")
+        assert not _query(fresh.admin, exists)
+        fresh.add_app_role()
         done = restore()
         assert done.returncode == 0, done.stderr
         assert "restored into database gridmap" in done.stdout
-        assert digests(fresh["owner"]) == source
-        assert security(fresh["owner"]) == source_security
-        restored = ScratchDB("gridmap", fresh["owner"], fresh["app"])
+        assert digests(fresh.owner) == source
+        assert security(fresh.owner) == source_security
+        restored = ScratchDB("gridmap", fresh.owner, fresh.app)
         view = app_view(restored)
         assert view == app_view(fresh_db)
         assert 0 < view["grid worker sees"] < view["grid center sees"]
