@@ -67,7 +67,8 @@ schema = Schema(
     config=StrawberryConfig(scalar_map={GeoJSON: GEOJSON_SCALAR}),
     # Clients send the same few documents: parsing and validating them again was a third of the
     # CPU under load (bench/loadtest.py).
-    extensions=[ParserCache(maxsize=512), ValidationCache(maxsize=512)],
+    # (Factories: strawberry keeps each cache at module level, shared by every request.)
+    extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
 )  # fmt: skip
 
 
