@@ -109,7 +109,9 @@ def overdue_page(
     household_class: str | None = None,
 ) -> q.Page:
     """Overdue households the caller may see (row-level security), class C first, then the
-    most overdue, then by code. ``after``: the sort key of the last row of the previous page."""
+    most overdue, then by code. ``after``: the sort key of the last row of the previous page.
+    The first page's rows carry ``total_count`` (all of them sorted anyway): a dashboard's
+    totalCount does not run the status function a second time."""
     where = check_scope(session, scope, as_of)
     params: dict[str, Any] = {"scope": where.code, "as_of": where.as_of, "limit": first + 1}
     clauses = ["NOT s.contacted"]
@@ -119,9 +121,10 @@ def overdue_page(
     if after is not None:
         clauses.append("(s.household_class <> 'C', -s.days_overdue, s.code) > (:a0, :a1, :a2)")
         params.update(a0=bool(after[0]), a1=int(after[1]), a2=str(after[2]))
+    total = ", count(*) OVER () AS total_count" if after is None else ""
     rows = session.execute(
         text(
-            f"SELECT {STATUS_COLUMNS}, ST_X(h.location) AS lon, ST_Y(h.location) AS lat"
+            f"SELECT {STATUS_COLUMNS}, ST_X(h.location) AS lon, ST_Y(h.location) AS lat{total}"
             " FROM household_contact_status(:scope, :as_of) s"
             " JOIN household h ON h.id = s.household_id"
             f" WHERE {' AND '.join(clauses)}"

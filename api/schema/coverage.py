@@ -128,6 +128,8 @@ async def overdue_households(
     ]
 
     async def total() -> int:
+        if after_key is None:  # the first page counted them all
+            return page.rows[0]["total_count"] if page.rows else 0
         return await db.run(cov.overdue_count, scope=scope, as_of=as_of, household_class=cls)
 
     return make_connection(
