@@ -154,7 +154,7 @@ bench-hotspots: db
 # GDAL's ogr2ogr and by the importer's raw load step (COPY into its staging table) into the same
 # database (gridmap_bench_imports, the default demo, kept for the next run), then the full import
 # (validation, repair, placement). Installs Debian's gdal-bin (ogr2ogr) when missing.
-# Arguments: BENCH_ARGS='--rounds 3 --file town.gpkg --key-field osm_id --levels-field floors'.
+# Arguments: BENCH_ARGS="--rounds 3 --file town.gpkg --key-field osm_id --name-field ''".
 .PHONY: bench-imports
 bench-imports: db
 	@command -v ogr2ogr >/dev/null || { echo "installing gdal-bin"; $(APT) update; \

@@ -410,6 +410,17 @@ def network_build(osm: Path) -> None:
         )  # fmt: skip
 
 
+def _add_importers() -> None:
+    from importers.commands import import_group
+    from importers.export import export_group
+
+    main.add_command(import_group)
+    main.add_command(export_group)
+
+
+_add_importers()
+
+
 @main.group("map")
 def map_group() -> None:
     """Maps as self-contained HTML files: they open from disk with no internet."""

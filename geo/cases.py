@@ -32,6 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from geo import audit
@@ -107,6 +108,8 @@ class CaseIn:
     source_category: str | None = None
     visit_id: uuid.UUID | None = None
     demand_id: uuid.UUID | None = None
+    # The same for every retry of one report: the retry returns the case reported first.
+    idempotency_key: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,6 +169,29 @@ def cases_count(*, session: Session, where: CaseFilter) -> int:
     return session.execute(
         text(f"SELECT count(*) FROM grid_case c WHERE {clauses}"), params
     ).scalar_one()
+
+
+def reported_since(
+    *,
+    session: Session,
+    scope: str,
+    since: dt.datetime,
+    exclude: Sequence[uuid.UUID] = (),
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """The cases in ``scope`` the caller sees that were reported at or after ``since``, oldest
+    first, but those in ``exclude`` (already pushed): what a ``caseReported`` subscription
+    polls for. At most ``limit``; the next call, excluding these, goes on."""
+    clauses, params = _where(session, CaseFilter(scope=scope))
+    rows = session.execute(
+        text(
+            f"SELECT {CASE_COLUMNS} FROM grid_case c WHERE {clauses}"
+            " AND c.reported_at >= :since AND NOT c.id = ANY(CAST(:exclude AS uuid[]))"
+            " ORDER BY c.reported_at, c.number LIMIT :limit"
+        ),
+        {**params, "since": since, "exclude": [str(i) for i in exclude], "limit": limit},
+    ).mappings()
+    return [dict(r) for r in rows]
 
 
 def _where(session: Session, where: CaseFilter) -> tuple[str, dict[str, Any]]:
@@ -319,18 +345,78 @@ def report_case(
             "areas: its own grid's staff report it"
         )  # fmt: skip
     photos_in = [_photo_bytes(p, f"{argument}.photos[{i}]") for i, p in enumerate(case.photos)]
+    key = _check_key(case.idempotency_key, argument)
+    if key is not None:
+        earlier = _case_by_key(session, key, caller, case, argument)
+        if earlier is not None:
+            return earlier, possible_duplicates(session=session, case=earlier)
     reported_at = case.reported_at or session.execute(text("SELECT now()")).scalar_one()
     year = reported_at.astimezone(ZoneInfo(where["timezone"])).year
-    row = session.execute(
+    try:
+        with session.begin_nested():
+            row = _insert_case(session, caller, case, category, where, reported_at, year, key)
+    except IntegrityError:
+        # Another request with the same key committed first: the retry lands on its case.
+        earlier = _case_by_key(session, key, caller, case, argument) if key else None
+        if earlier is None:
+            raise
+        return earlier, possible_duplicates(session=session, case=earlier)
+    _event(session, caller, row, "REPORT", None, "REPORTED", None, at=reported_at)
+    for stage, content_type, data in photos_in:
+        _store_photo(session, caller, row, stage, content_type, data)
+    _audit(session, caller, row, "create", source=case.source)
+    found = case_by_id(session=session, case_id=row)
+    assert found is not None
+    return found, possible_duplicates(session=session, case=found)
+
+
+def _check_key(key: str | None, argument: str) -> str | None:
+    if key is None:
+        return None
+    key = key.strip()
+    if not 8 <= len(key) <= 200:
+        raise BadInput(
+            f"{argument}.idempotencyKey", "8 to 200 characters, the same for every retry (a UUID)"
+        )
+    return key
+
+
+def _case_by_key(
+    session: Session, key: str, caller: Caller, case: CaseIn, argument: str
+) -> dict[str, Any] | None:
+    """The case an earlier try with this key reported, if the same reporter sent the same
+    report; a key used for anything else is a conflict, never someone else's case."""
+    found = q.first_row(session, "SELECT id, reporter_code, category_code, description"
+                        " FROM grid_case WHERE idempotency_key = :k", k=key)  # fmt: skip
+    if found is None:
+        taken = session.execute(text("SELECT gridmap_case_key_taken(:k)"), {"k": key})
+        if not taken.scalar_one():
+            return None
+    elif (found["reporter_code"], found["description"]) == (
+        caller.worker_code, case.description.strip()
+    ):
+        return case_by_id(session=session, case_id=found["id"])
+    raise Conflict(
+        f"{argument}.idempotencyKey",
+        "this key was used for another report: send a new key for a new case, the same key "
+        "only when retrying the same one",
+    )
+
+
+def _insert_case(
+    session: Session, caller: Caller, case: CaseIn, category: dict[str, Any],
+    where: Any, reported_at: dt.datetime, year: int, key: str | None,
+) -> uuid.UUID:  # fmt: skip
+    return session.execute(
         text(
             "INSERT INTO grid_case (number, source, category_code, source_category, description,"
             " location, grid_code, micro_grid_code, reporter_code, reporter_name,"
             " reporter_phone, unit_code, priority, state, reported_at, visit_id, demand_id,"
-            " external_id, client)"
+            " external_id, client, idempotency_key)"
             " VALUES (next_case_number(:year), :source, :category, :source_category,"
             " :description, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :grid, :micro,"
             " :reporter, :name, :phone, :unit, :priority, 'REPORTED', :at, :visit, :demand,"
-            " :external, :client) RETURNING id"
+            " :external, :client, :key) RETURNING id"
         ),
         {
             "year": year, "source": case.source, "category": category["code"],
@@ -340,16 +426,9 @@ def report_case(
             "name": case.reporter_name, "phone": case.reporter_phone,
             "unit": None, "priority": case.priority, "at": reported_at,
             "visit": case.visit_id, "demand": case.demand_id, "external": case.external_id,
-            "client": case.client,
+            "client": case.client, "key": key,
         },
     ).scalar_one()  # fmt: skip
-    _event(session, caller, row, "REPORT", None, "REPORTED", None, at=reported_at)
-    for stage, content_type, data in photos_in:
-        _store_photo(session, caller, row, stage, content_type, data)
-    _audit(session, caller, row, "create", source=case.source)
-    found = case_by_id(session=session, case_id=row)
-    assert found is not None
-    return found, possible_duplicates(session=session, case=found)
 
 
 def possible_duplicates(

@@ -205,6 +205,8 @@ class Building(Base):
     name: Mapped[str | None] = mapped_column(Text)
     address: Mapped[str | None] = mapped_column(Text)
     levels: Mapped[int | None] = mapped_column(SmallInteger)
+    # The key it has in the file it was imported from (migration 0012), e.g. ``osm:w123``.
+    source_key: Mapped[str | None] = mapped_column(String(collation="C"), unique=True)
     micro_grid_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("micro_grid.id"))
     geom = mapped_column(Geometry("GEOMETRY", srid=SRID), nullable=False)
 

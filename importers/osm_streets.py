@@ -1,6 +1,7 @@
 """Streets and footpaths from an OpenStreetMap file (``.osm.pbf`` or ``.osm``), for the walking
-network (``geo.network``). Ways cut at the extract's edge (nodes without a location) are normal
-in extracts: they are skipped and counted as ``incomplete``, not errors."""
+network (``geo.network``): the streets `importers.osm.read_osm` reads for ``gridmap import osm``,
+so both see the same ways. Ways cut at the extract's edge (nodes missing from the file) are
+normal in extracts: they are skipped and counted as ``incomplete``, not errors."""
 
 from __future__ import annotations
 
@@ -8,48 +9,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import osmium
-from shapely.geometry import LineString
+import shapely
 
 from geo import network
 from geo.errors import BadInput
 from geo.network import WALKABLE, Street
+from importers.osm import read_osm
+from importers.summary import Summary
 
 
 @dataclass
 class StreetsRead:
     streets: list[Street] = field(default_factory=list)
     incomplete: int = 0  # cut at the edge of the extract
-    not_walkable: int = 0  # motorways, ways under construction …
+    not_walkable: int = 0  # motorways, platforms …
 
 
 def read_streets(path: Path) -> StreetsRead:
-    """The walkable highways of the file, with their OpenStreetMap class."""
-    if not path.is_file():
-        raise BadInput("FILE", f"{path}: no such file")
+    """The walkable highways of the file, with their OpenStreetMap class; lines of fewer than
+    two distinct points left out. Raises BadInput naming the file if it cannot be read."""
+    summary = Summary()
     out = StreetsRead()
-    try:
-        ways = (
-            osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
-            .with_locations()
-            .with_filter(osmium.filter.KeyFilter("highway"))
-        )
-        for way in ways:
-            if not way.is_way():
-                continue
-            highway = way.tags.get("highway", "")
-            if highway not in WALKABLE:
-                out.not_walkable += 1
-                continue
-            try:
-                points = [(n.lon, n.lat) for n in way.nodes]
-            except osmium.InvalidLocationError:
-                out.incomplete += 1
-                continue
-            if len(set(points)) >= 2:
-                out.streets.append(Street(LineString(points), highway))
-    except RuntimeError as exc:  # libosmium: not an OSM file, truncated …
-        raise BadInput("FILE", f"{path}: not a readable OpenStreetMap file ({exc})") from None
+    for street in read_osm(path, summary, kinds=("streets",)):
+        highway = street.fields["highway"]
+        if highway not in WALKABLE:
+            out.not_walkable += 1
+            continue
+        line = shapely.from_wkb(street.wkb)
+        if len(set(line.coords)) >= 2:
+            out.streets.append(Street(line, highway))
+    out.incomplete = summary.counts["streets"]["incomplete"] if summary.counts else 0
     return out
 
 

@@ -135,6 +135,15 @@ def fresh_db(databases: Databases, template_db: ScratchDB) -> Iterator[ScratchDB
     databases.drop(db.name)
 
 
+@pytest.fixture
+def empty_db(databases: Databases) -> Iterator[ScratchDB]:
+    """Migrated and empty: what a sub-district that imports its own data starts from."""
+    db = databases.make(f"e{uuid.uuid4().hex[:8]}")
+    upgrade(db.owner_url)
+    yield db
+    databases.drop(db.name)
+
+
 def demo_tokens(db: ScratchDB) -> dict[str, dict[str, str]]:
     """{role: {"worker": code, "token": …}} for the demo user of each role, as the CLI prints."""
     settings = db.settings()

@@ -170,6 +170,27 @@ def test_merging_a_duplicate(app: tuple[TestClient, Any], fresh_db: ScratchDB) -
     assert err["extensions"]["code"] == "CONFLICT"
 
 
+def test_a_retried_report_lands_once(app: tuple[TestClient, Any], fresh_db: ScratchDB) -> None:
+    public, tokens = app
+    worker, center = as_role(public, tokens, "grid_worker"), as_role(public, tokens, "grid_center")
+    grid = grid_of(fresh_db, tokens["grid_worker"]["worker"])
+    report = {"category": "NOISE", "description": "楼下酒吧噪音", "idempotencyKey": "phone-7-0001",
+              **a_point_in(fresh_db, grid)}  # fmt: skip
+    count = "SELECT count(*) FROM grid_case WHERE idempotency_key = 'phone-7-0001'"
+    first = ok(worker, REPORT, input=report)["reportCase"]["case"]
+    again = ok(worker, REPORT, input=report)["reportCase"]["case"]
+    assert again["number"] == first["number"]
+    assert owner(fresh_db, count)[0][0] == 1
+    # The same key for another report, or by someone else: a conflict, nothing written.
+    other = error(worker, REPORT, input={**report, "description": "另一件事"})
+    assert other["extensions"]["code"] == "CONFLICT"
+    assert other["extensions"]["argument"] == "input.idempotencyKey"
+    assert error(center, REPORT, input=report)["extensions"]["code"] == "CONFLICT"
+    assert error(worker, REPORT, input={**report, "idempotencyKey": "short"})["extensions"][
+        "argument"] == "input.idempotencyKey"  # fmt: skip
+    assert owner(fresh_db, count)[0][0] == 1
+
+
 def test_bad_reports_write_nothing(app: tuple[TestClient, Any], fresh_db: ScratchDB) -> None:
     public, tokens = app
     worker = as_role(public, tokens, "grid_worker")

@@ -307,6 +307,10 @@ class ReportCaseInput:
     )
     reporter_phone: str | None = None
     photos: list[PhotoInput] | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="The same for every retry of this report (a UUID, 8–200 "
+        "characters): a retry returns the case reported first, never a second case.",
+    )  # fmt: skip
 
 
 @strawberry.type
@@ -327,6 +331,7 @@ async def report_case(info: Info, input: ReportCaseInput) -> ReportCasePayload:
             priority=input.priority.value, reporter_name=input.reporter_name,
             reporter_phone=input.reporter_phone,
             photos=[p.value() for p in input.photos or ()],
+            idempotency_key=input.idempotency_key,
         ),
     )  # fmt: skip
     return ReportCasePayload(

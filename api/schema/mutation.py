@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import strawberry
 
-from api.schema import cases, jobs
+from api.schema import cases, imports, jobs
 from api.schema.coverage import set_cadence_policy
 from api.schema.family_files import (
     add_member,
@@ -34,6 +34,12 @@ class Mutation:
     record_visit = strawberry.field(
         resolver=record_visit,
         description="Record a visit; retrying with the same `idempotencyKey` returns it again.",
+    )
+    import_register = strawberry.field(
+        resolver=imports.import_register,
+        description="Upload a register (households, workers, merchants, openings, cases) as a "
+        "GraphQL multipart request: imported as `gridmap import` does, inside your subdistrict; "
+        "a file with refused rows changes nothing unless `skipInvalid`.",
     )
     set_cadence_policy = strawberry.field(
         resolver=set_cadence_policy, description="Change a subdistrict's cadence (grid center)."
