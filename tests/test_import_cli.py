@@ -8,29 +8,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pyogrio
 import pyproj
 import pytest
 import shapely
 from conftest import ScratchDB
 from shapely.geometry import box
+from test_family_files import owner
 
 DATA = Path(__file__).parent / "data"
 WANGJING = DATA / "osm" / "beijing_chaoyang_wangjing_2020.osm.gz"
 CHICAGO = DATA / "merchants" / "chicago_business_licenses_ward29.csv"
 COUNTS = {"read", "inserted", "updated", "unchanged", "repaired", "rejected", "incomplete",
           "outside"}  # fmt: skip
-
-
-def _sql(db: ScratchDB, sql: str) -> list[tuple[Any, ...]]:
-    conn = psycopg2.connect(db.owner_url.replace("postgresql+psycopg2", "postgresql"))
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetchall()
-    finally:
-        conn.close()
 
 
 def _json(db: ScratchDB, *args: str) -> dict[str, Any]:
@@ -48,10 +38,10 @@ def test_an_openstreetmap_extract_imports_once(empty_db: ScratchDB) -> None:
     assert kinds["streets"]["inserted"] == kinds["streets"]["read"] == 241
     merchants = kinds["merchants"]
     assert merchants["inserted"] == merchants["read"] and merchants["incomplete"] == 6  # no name
-    assert _sql(empty_db, "SELECT count(*) FROM building WHERE micro_grid_id IS NULL "
-                "AND code = source_key AND code LIKE 'osm:%'") == [(226,)]  # no grids yet
-    assert _sql(empty_db, "SELECT count(*) > 241 FROM walk_edge") == [(True,)]
-    assert _sql(empty_db, "SELECT count(*) FROM walk_entrance") == [(226,)]
+    assert owner(empty_db, "SELECT count(*) FROM building WHERE micro_grid_id IS NULL "
+                "AND code = source_key AND code LIKE 'osm:%%'") == [(226,)]  # no grids yet
+    assert owner(empty_db, "SELECT count(*) > 241 FROM walk_edge") == [(True,)]
+    assert owner(empty_db, "SELECT count(*) FROM walk_entrance") == [(226,)]
 
     again = _json(empty_db, "osm", str(WANGJING))["kinds"]
     for kind, counts in again.items():
@@ -93,7 +83,7 @@ def test_boundaries_then_footprints_in_a_projected_crs(empty_db: ScratchDB,
     summary = _json(empty_db, "buildings", str(path), "--key-field", "FID_", "--levels-field",
                     "FLOORS")["kinds"]["buildings"]  # fmt: skip
     assert (summary["inserted"], summary["repaired"]) == (4, 1)
-    rows = _sql(empty_db, "SELECT code, levels, ST_X(ST_Centroid(geom)) FROM building "
+    rows = owner(empty_db, "SELECT code, levels, ST_X(ST_Centroid(geom)) FROM building "
                 "ORDER BY code")  # fmt: skip
     assert [r[0] for r in rows] == [f"990001001001001001{n:03d}" for n in range(1, 5)]
     assert sorted(r[1] for r in rows) == [3, 6, 7, 8]
@@ -116,7 +106,7 @@ def test_a_file_with_errors_changes_nothing_unless_skipped(empty_db: ScratchDB,
     refused = empty_db.gridmap("import", "merchants", str(broken))
     assert refused.returncode != 0
     assert "licences.csv line 6, lat: 'not a number' is not a number" in refused.stderr
-    assert _sql(empty_db, "SELECT count(*) FROM merchant") == [(0,)]
+    assert owner(empty_db, "SELECT count(*) FROM merchant") == [(0,)]
 
     done = empty_db.gridmap("import", "merchants", str(broken), "--skip-invalid")
     assert done.returncode == 0, done.stderr
@@ -124,7 +114,7 @@ def test_a_file_with_errors_changes_nothing_unless_skipped(empty_db: ScratchDB,
         encoding="utf-8-sig")))  # fmt: skip
     assert [(r["where"], r["field"]) for r in rejects] == [("licences.csv line 6", "lat")]
     licences = {r[header.index("LICENSE NUMBER")] for r in rows[1:]}
-    assert _sql(empty_db, "SELECT count(*) FROM merchant") == [(len(licences),)]
+    assert owner(empty_db, "SELECT count(*) FROM merchant") == [(len(licences),)]
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psycopg2
 import pyogrio
 import pytest
 import shapely
 from conftest import ScratchDB
 from openpyxl import Workbook
+from test_family_files import owner
 
 DATA = Path(__file__).parent / "data"
 COUNTS = "SELECT (SELECT count(*) FROM building), (SELECT count(*) FROM merchant)," \
@@ -23,13 +23,7 @@ COUNTS = "SELECT (SELECT count(*) FROM building), (SELECT count(*) FROM merchant
 
 
 def _counts(db: ScratchDB) -> tuple[Any, ...]:
-    conn = psycopg2.connect(db.owner_url.replace("postgresql+psycopg2", "postgresql"))
-    try:
-        with conn.cursor() as cur:
-            cur.execute(COUNTS)
-            return cur.fetchone()
-    finally:
-        conn.close()
+    return owner(db, COUNTS)[0]
 
 
 def _truncated_pbf(tmp: Path) -> Path:

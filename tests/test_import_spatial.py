@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 import shapely
 from conftest import ScratchDB
 from shapely.geometry import box
+from test_family_files import owner
 
 from importers.records import Feature
 from importers.run import ImportFailed, Options, run
@@ -19,23 +19,13 @@ from importers.spatial import load_boundaries, load_buildings, load_merchants
 FILE = Path("test.gpkg")
 
 
-def _rows(db: ScratchDB, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = psycopg2.connect(db.owner_url.replace("postgresql+psycopg2", "postgresql"))
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
 def _import(db: ScratchDB, load: Any, features: list[Feature], **options: Any) -> Any:
     return run(db.owner_url, FILE, lambda cur, s: load(cur, features, s, Options(**options)),
                Options(**options))  # fmt: skip
 
 
 def _micro_grid(db: ScratchDB) -> tuple[str, Any]:
-    code, wkt = _rows(db, "SELECT code, ST_AsText(geom) FROM micro_grid ORDER BY code LIMIT 1")[0]
+    code, wkt = owner(db, "SELECT code, ST_AsText(geom) FROM micro_grid ORDER BY code LIMIT 1")[0]
     return code, shapely.from_wkt(wkt)
 
 
@@ -54,19 +44,19 @@ def test_buildings_are_placed_numbered_and_matched_again(fresh_db: ScratchDB) ->
     ]
     far = box(10.0, 10.0, 10.0001, 10.0001)
     features.append(Feature("buildings", "osm:w9999", "feature 9", far.wkb, {}))
-    before = _rows(fresh_db, "SELECT count(*) FROM building WHERE micro_grid_id = "
+    before = owner(fresh_db, "SELECT count(*) FROM building WHERE micro_grid_id = "
                    "(SELECT id FROM micro_grid WHERE code = %s)", code)[0][0]  # fmt: skip
 
     first = _import(fresh_db, load_buildings, features)
     assert first.counts["buildings"]["inserted"] == 3
 
-    placed = _rows(fresh_db, "SELECT b.code, b.name FROM building b WHERE source_key LIKE "
+    placed = owner(fresh_db, "SELECT b.code, b.name FROM building b WHERE source_key LIKE "
                    "'osm:w900_' ORDER BY b.code")  # fmt: skip
     assert [c[:18] for c, _ in placed] == [code, code]
     assert [int(c[18:]) for c, _ in placed] == [before + 1, before + 2]  # west to east
     assert [n for _, n in placed] == ["Block 0", "Block 1"]
     # Outside every micro-grid: kept, its key is its code until grids are drawn.
-    assert _rows(fresh_db, "SELECT code, micro_grid_id FROM building WHERE source_key = "
+    assert owner(fresh_db, "SELECT code, micro_grid_id FROM building WHERE source_key = "
                  "'osm:w9999'") == [("osm:w9999", None)]  # fmt: skip
 
     again = _import(fresh_db, load_buildings, features)
@@ -76,7 +66,7 @@ def test_buildings_are_placed_numbered_and_matched_again(fresh_db: ScratchDB) ->
     changed = _import(fresh_db, load_buildings, features)
     assert (changed.counts["buildings"]["updated"], changed.counts["buildings"]["unchanged"]) \
         == (1, 2)
-    assert _rows(fresh_db, "SELECT levels FROM building WHERE source_key = 'osm:w9000'") == [(7,)]
+    assert owner(fresh_db, "SELECT levels FROM building WHERE source_key = 'osm:w9000'") == [(7,)]
 
 
 def test_a_file_with_errors_changes_nothing(fresh_db: ScratchDB) -> None:
@@ -88,14 +78,14 @@ def test_a_file_with_errors_changes_nothing(fresh_db: ScratchDB) -> None:
     nan = Feature("buildings", "osm:w3", "feature 3",
                   shapely.Polygon([(0, 0), (float("nan"), 0), (1, 1), (0, 0)]).wkb, {})
     count = "SELECT count(*) FROM building"
-    before = _rows(fresh_db, count)
+    before = owner(fresh_db, count)
 
     with pytest.raises(ImportFailed) as failed:
         _import(fresh_db, load_buildings, [good, swapped, nan])
     message = str(failed.value)
     assert "feature 2, geometry: latitude" in message and "swapped?" in message
     assert "feature 3, geometry: coordinates are not finite" in message
-    assert _rows(fresh_db, count) == before
+    assert owner(fresh_db, count) == before
 
     summary = _import(fresh_db, load_buildings, [good, swapped], skip_invalid=True)
     assert (summary.counts["buildings"]["inserted"], summary.counts["buildings"]["rejected"]) \
@@ -113,7 +103,7 @@ def test_a_file_with_errors_changes_nothing(fresh_db: ScratchDB) -> None:
 
 
 def test_merchants_stand_in_their_building(fresh_db: ScratchDB) -> None:
-    building, wkt = _rows(fresh_db, "SELECT code, ST_AsText(ST_PointOnSurface(geom)) FROM "
+    building, wkt = owner(fresh_db, "SELECT code, ST_AsText(ST_PointOnSurface(geom)) FROM "
                           "building WHERE micro_grid_id IS NOT NULL ORDER BY code LIMIT 1")[0]
     at = shapely.from_wkt(wkt)
     shop = Feature("merchants", "91310106MA1234567X", "row 2", at.wkb,
@@ -121,7 +111,7 @@ def test_merchants_stand_in_their_building(fresh_db: ScratchDB) -> None:
     unnamed = Feature("merchants", "X2", "row 3", at.wkb, {"category": "shop=bakery"})
     summary = _import(fresh_db, load_merchants, [shop, unnamed], skip_invalid=True)
     assert summary.problems[0].where == "row 3" and summary.problems[0].field == "name"
-    assert _rows(fresh_db, "SELECT b.code FROM merchant m JOIN building b ON b.id = "
+    assert owner(fresh_db, "SELECT b.code FROM merchant m JOIN building b ON b.id = "
                  "m.building_id WHERE m.code = '91310106MA1234567X'") == [(building,)]
     assert _import(fresh_db, load_merchants, [shop]).counts["merchants"]["unchanged"] == 1
 
@@ -140,7 +130,7 @@ def test_boundaries_find_their_parent_by_code(empty_db: ScratchDB) -> None:
         area("310106", 121.4), area("310106015", 121.4), area("310106015001", 121.4),
         area("310106015001001", 121.4)])  # fmt: skip
     assert summary.counts["boundaries"]["inserted"] == 4
-    assert _rows(empty_db, "SELECT c.code FROM grid g JOIN community c ON c.id = g.community_id")\
+    assert owner(empty_db, "SELECT c.code FROM grid g JOIN community c ON c.id = g.community_id")\
         == [("310106015001",)]
 
     with pytest.raises(ImportFailed, match="parent subdistrict 990001001 is not in the database"):
