@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,9 +60,11 @@ def run(
     path: Path,
     load: Callable[[Any, Summary], None],
     options: Options,
+    rows: Callable[[], Iterable[tuple[str, Mapping[str, str]]]] | None = None,
 ) -> Summary:
     """Run ``load`` in one transaction; commit only if nothing was refused or the caller skips
-    invalid rows (and not on a dry run)."""
+    invalid rows (and not on a dry run). ``rows`` reads a register's rows again, so the rejects
+    file holds the refused rows themselves beside their reasons."""
     started = time.monotonic()
     summary = Summary()
     conn = connect(owner_url)
@@ -81,14 +83,26 @@ def run(
     finally:
         conn.close()
     if summary.problems and options.rejects:
-        write_rejects(options.rejects, summary)
+        write_rejects(options.rejects, summary, rows)
     return summary
 
 
-def write_rejects(path: Path, summary: Summary) -> None:
-    """The refused rows and why, as a CSV a person opens in Excel (UTF-8 with BOM)."""
+def write_rejects(
+    path: Path,
+    summary: Summary,
+    rows: Callable[[], Iterable[tuple[str, Mapping[str, str]]]] | None = None,
+) -> None:
+    """The refused rows and why, as a CSV a person opens in Excel (UTF-8 with BOM): where,
+    the field, the problem, then the row's values (registers), to fix and import again."""
+    refused = {p.where for p in summary.problems}
+    values: dict[str, Mapping[str, str]] = {}
+    if rows is not None:
+        values = {where: v for where, v in rows() if where in refused}
+    fields = list(dict.fromkeys(name for v in values.values() for name in v))
     with path.open("w", encoding="utf-8-sig", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["kind", "where", "field", "problem"])
+        out.writerow(["kind", "where", "field", "problem", *fields])
         for p in summary.problems:
-            out.writerow([p.kind, p.where, p.field or "", p.message])
+            row = values.get(p.where, {})
+            out.writerow([p.kind, p.where, p.field or "", p.message,
+                          *(row.get(name, "") for name in fields)])  # fmt: skip

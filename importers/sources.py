@@ -192,7 +192,7 @@ def register(owner_url: str, path: Path, kind: str, options: Options, *,
                 summary.touch("merchants")
                 spatial.load_merchants(cur, list(_merchants(rows, summary)), summary, options)
 
-    return run(owner_url, path, load, options)
+    return run(owner_url, path, load, options, rows=lambda: iter(table))
 
 
 def _rows(table: Any, kind: str, summary: Summary,

@@ -112,7 +112,8 @@ def test_a_file_with_errors_changes_nothing_unless_skipped(empty_db: ScratchDB,
     assert done.returncode == 0, done.stderr
     rejects = list(csv.DictReader((tmp_path / "licences.csv.rejects.csv").open(
         encoding="utf-8-sig")))  # fmt: skip
-    assert [(r["where"], r["field"]) for r in rejects] == [("licences.csv line 6", "lat")]
+    assert [(r["where"], r["field"], r["lat"]) for r in rejects] == [
+        ("licences.csv line 6", "lat", "not a number")]  # the row itself, to fix
     licences = {r[header.index("LICENSE NUMBER")] for r in rows[1:]}
     assert owner(empty_db, "SELECT count(*) FROM merchant") == [(len(licences),)]
 
