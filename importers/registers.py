@@ -37,7 +37,7 @@ import json
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -466,12 +466,7 @@ def _member(row: _Row, vault: Vault) -> dict[str, Any] | None:
     for name, parse in (("gender", lambda t: _choice(t, GENDERS, "gender")),
                         ("birth_year", parse_birth_year), ("phone", parse_phone)):  # fmt: skip
         text = _unmasked(v, name) if name == "phone" else _raw(v, name)
-        m[name] = None
-        if text is not None:
-            try:
-                m[name] = parse(text)
-            except ValueError as exc:
-                row.problem(name, str(exc))
+        m[name] = _parsed(row, name, text, parse)
     born = _raw(v, "birth_date")
     if born is not None:
         try:
@@ -498,14 +493,19 @@ def _member(row: _Row, vault: Vault) -> dict[str, Any] | None:
         except ValueError as exc:
             row.problem("id_number", str(exc))
     for flag in PERSON_FLAGS:
-        text = _raw(v, flag)
-        m[flag] = None
-        if text is not None:
-            try:
-                m[flag] = parse_flag(text)
-            except ValueError as exc:
-                row.problem(flag, str(exc))
+        m[flag] = _parsed(row, flag, _raw(v, flag), parse_flag)
     return m
+
+
+def _parsed(row: Any, name: str, text: str | None, parse: Callable[[str], Any]) -> Any:
+    """``parse(text)``, or None with the row's problem named by field."""
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ValueError as exc:
+        row.problem(name, str(exc))
+        return None
 
 
 def _file_digest(h: _Household, vault: Vault) -> str:

@@ -19,6 +19,17 @@ from importers.staging import stage
 from importers.summary import Summary
 
 
+def _merge(cur: Any, kind: str, summary: Summary, merge: str, insert: str) -> None:
+    """Update the matched rows that changed (``merge`` answers updated and matched counts),
+    then insert the new ones, and count all three."""
+    cur.execute(merge)
+    updated, matched = cur.fetchone()
+    cur.execute(insert)
+    summary.count(kind, "inserted", cur.rowcount)
+    summary.count(kind, "updated", updated)
+    summary.count(kind, "unchanged", matched - updated)
+
+
 def _unique(kind: str, features: Sequence[Feature], summary: Summary) -> list[Feature]:
     """The first feature of each key. A repeat with the same values (a register listing a
     licence once per renewal) changes nothing and is counted unchanged; a repeat that differs
@@ -114,12 +125,7 @@ def load_buildings(
                      levels, g))  # fmt: skip
     stage(cur, "stage_building", "n integer, where_ text, key text, name text, address text,"
           " levels smallint, geom geometry(MultiPolygon, 4326)", rows)  # fmt: skip
-    cur.execute(MERGE_BUILDINGS)
-    updated, matched = cur.fetchone()
-    cur.execute(INSERT_BUILDINGS)
-    summary.count(kind, "inserted", cur.rowcount)
-    summary.count(kind, "updated", updated)
-    summary.count(kind, "unchanged", matched - updated)
+    _merge(cur, kind, summary, MERGE_BUILDINGS, INSERT_BUILDINGS)
 
 
 MERGE_MERCHANTS = """
@@ -170,14 +176,9 @@ def load_merchants(
                          f.fields.get("address"), employees, g))  # fmt: skip
     stage(cur, "stage_merchant", "where_ text, code text, name text, category text, address text,"
           " employees integer, geom geometry(Point, 4326)", rows)  # fmt: skip
-    if getattr(options, "scope", None):
+    if options.scope:
         _within_scope(cur, options.scope, summary)
-    cur.execute(MERGE_MERCHANTS)
-    updated, matched = cur.fetchone()
-    cur.execute(INSERT_MERCHANTS)
-    summary.count(kind, "inserted", cur.rowcount)
-    summary.count(kind, "updated", updated)
-    summary.count(kind, "unchanged", matched - updated)
+    _merge(cur, kind, summary, MERGE_MERCHANTS, INSERT_MERCHANTS)
 
 
 MERGE_STREETS = """
