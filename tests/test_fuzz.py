@@ -51,6 +51,11 @@ LEAKS = re.compile(
 
 FIGURES: dict[str, Any] = {"operations": OPERATIONS, "seed": SEED, "roles": {}}
 
+# A file arrives only in a multipart request; in JSON the fuzzer sends text where it belongs.
+schemathesis.graphql.scalar(
+    "Upload", st.text(max_size=20).map(lambda text: StringValueNode(value=text))
+)
+
 
 @pytest.fixture(scope="module")
 def fuzz_db(databases: Databases, template_db: ScratchDB) -> Iterator[ScratchDB]:

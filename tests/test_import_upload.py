@@ -83,3 +83,6 @@ def test_refusals(app: tuple[TestClient, Any], fresh_db: ScratchDB) -> None:
     assert wrong["errors"][0]["extensions"]["argument"] == "input.file"
     huge = upload(client, center, "m.csv", b"x" * (11 * 1024 * 1024))
     assert huge.status_code == 413
+    as_json = client.post("/graphql", headers={"Authorization": f"Bearer {center}"}, json={
+        "query": UPLOAD, "variables": {"input": {"kind": "MERCHANTS", "file": "m.csv"}}}).json()
+    assert as_json["errors"][0]["extensions"]["argument"] == "input.file"

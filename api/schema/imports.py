@@ -117,7 +117,10 @@ async def import_register(info: Info, input: ImportRegisterInput) -> ImportRegis
         raise GridmapError("imports need the tables' owner: set GRIDMAP_OWNER_DATABASE_URL for "
                            "the server, or use `gridmap import`")  # fmt: skip
     upload: Any = input.file
-    name = Path(getattr(upload, "filename", "") or "register.csv").name
+    if not (hasattr(upload, "filename") and hasattr(upload, "read")):
+        raise BadInput("input.file", "send the file itself, as a GraphQL multipart request "
+                       "(operations, map, the file)")  # fmt: skip
+    name = Path(upload.filename or "register.csv").name
     if Path(name).suffix.lower() not in SUFFIXES:
         raise BadInput("input.file", f"{name}: a .csv or .xlsx file")
     data = await upload.read(MAX_UPLOAD_BYTES + 1)
