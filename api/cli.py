@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from api.grids_cli import grids_group
 from api.settings import ROOT, Settings
 from geo.errors import NotFound
 
@@ -419,6 +420,7 @@ def _add_importers() -> None:
 
 
 _add_importers()
+main.add_command(grids_group)
 
 
 @main.group("map")
