@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -55,3 +56,71 @@ def unit(scope: str, area_m2: int, shape: str, as_json: bool) -> None:
         return
     click.echo(f"{result.cells:,} {shape} cells of {area_m2:,} m² over {scope} "
                f"({result.partial:,} partial, laid out in EPSG:{result.srid})")  # fmt: skip
+
+
+@grids_group.command("draw", short_help="Propose grids of about N households for a community.")
+@click.option("--community", required=True, help="The community's 12-digit code.")
+@click.option("--target-households", "target", required=True, type=click.IntRange(1, 100_000),
+              help="Households per grid to aim at (a few hundred: one grid worker's share).")
+@click.option("--tolerance", default=0.15, show_default=True, type=click.FloatRange(0, 1,
+              max_open=True), help="How far a grid's households may be from the target.")
+@click.option("--dry-run", is_flag=True, help="Print the proposal and write the map comparing "
+              "the grids now and the proposed ones; change nothing.")  # fmt: skip
+@click.option("--map", "map_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Where the map goes [grids-COMMUNITY.html].")
+@click.option("--json", "as_json", is_flag=True, help='Print {"grids": [{"code", "households", '
+              '"polsbyPopper", "contiguous", …}], "cv", …} as JSON.')  # fmt: skip
+def draw_grids(community: str, target: int, tolerance: float, dry_run: bool,
+               map_file: Path | None, as_json: bool) -> None:  # fmt: skip
+    """Partition a community's buildings into contiguous, compact grids of about the target
+    households each, not crossing major streets (trunk, primary, secondary, tertiary), their
+    boundaries covering the community without gaps or overlaps. Buildings not placed in a grid
+    yet have their households estimated from footprint and levels (flagged). A grid with exactly
+    the buildings of a grid now keeps its code; new ones are numbered after the highest, west to
+    east, north to south. The report gives households per grid (min, max, coefficient of
+    variation), compactness (Polsby-Popper), contiguity and major streets crossed.
+
+    Applying a drawing (reassigning buildings, households, workers and open cases, keeping the
+    old grids as history) is not available yet: run it with --dry-run.
+
+    \b
+    Example:
+        gridmap grids draw --community 310106015001 --target-households 300 --dry-run
+    """
+    from api.cli import _owner_url, _settings
+    from api.maps import render
+    from geo.grids.draw import propose
+    from importers.run import connect
+    from maps.grids import grids_map
+
+    if not dry_run:
+        raise click.UsageError("applying a drawing is not available yet: run with --dry-run to "
+                               "see the proposal and its map")  # fmt: skip
+    conn = connect(_owner_url(_settings()))
+    try:
+        with conn, conn.cursor() as cur:
+            proposal = propose(cur, community, target, tolerance)
+    except GridmapError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        conn.close()
+    output = map_file or Path(f"grids-{community}.html")
+    output.write_text(render(grids_map(proposal), self_contained=True), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(proposal.as_json(), ensure_ascii=False))
+        return
+    click.echo(f"{'grid':<17} {'households':>10} {'buildings':>9} {'Polsby-Popper':>13}  notes")
+    for g in proposal.grids:
+        notes = [n for n, on in (("kept", g.kept), ("estimated", g.estimated),
+                                 ("NOT CONTIGUOUS", not g.contiguous),
+                                 (f"crosses {g.streets_crossed} major streets",
+                                  g.streets_crossed)) if on]  # fmt: skip
+        click.echo(f"{g.code:<17} {g.households:>10,} {len(g.buildings):>9,} "
+                   f"{g.polsby_popper:>13.2f}  {', '.join(notes)}")
+    report = proposal.as_json()
+    click.echo(f"{len(proposal.grids)} grids; households min {report['min']:,}, max "
+               f"{report['max']:,}, cv {proposal.cv:.3f}; median Polsby-Popper "
+               f"{proposal.median_polsby_popper:.2f}")  # fmt: skip
+    for problem in proposal.problems:
+        click.echo(f"cannot satisfy: {problem}", err=True)
+    click.echo(f"wrote {output} (grids now dashed, proposed filled); nothing changed")
