@@ -56,6 +56,19 @@ class ScratchDB:
 GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
 
 
+def query(url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    """``sql`` on the database at ``url`` (a SQLAlchemy URL) in a transaction of its own: the
+    rows it returns (none for a statement that returns none)."""
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
 def _url(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 

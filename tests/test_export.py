@@ -10,11 +10,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 from conftest import ScratchDB
 from openpyxl import load_workbook
-from sqlalchemy.engine import make_url
+from test_family_files import owner
 
 from importers.headers import FIELDS, label, recognise
 
@@ -44,19 +43,8 @@ LEFT JOIN LATERAL (SELECT string_agg(p::text, ',' ORDER BY p.code) AS members
 """
 
 
-def sql(db: ScratchDB, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    dsn = make_url(db.owner_url).set(drivername="postgresql")
-    conn = psycopg2.connect(dsn.render_as_string(hide_password=False))
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(query, args)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
-
-
 def one(db: ScratchDB, query: str, *args: Any) -> Any:
-    return sql(db, query, *args)[0][0]
+    return owner(db, query, *args)[0][0]
 
 
 def read_xlsx(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
@@ -97,7 +85,7 @@ def expected_rows(db: ScratchDB, scope: str) -> int:
 
 
 def audit_entries(db: ScratchDB, kind: str) -> list[tuple[Any, ...]]:
-    return sql(db, "SELECT worker_code, role, action, fields, detail FROM audit_log"
+    return owner(db, "SELECT worker_code, role, action, fields, detail FROM audit_log"
                " WHERE detail ->> 'export' = %s ORDER BY at", kind)  # fmt: skip
 
 
@@ -225,7 +213,7 @@ def test_the_default_export_of_the_subdistrict_reimports_unchanged(
 
 
 def test_a_worker_exports_what_it_may_see(fresh_db: ScratchDB, tmp_path: Path) -> None:
-    grids = [g for (g,) in sql(fresh_db, "SELECT g.code FROM worker w JOIN worker_grid wg ON"
+    grids = [g for (g,) in owner(fresh_db, "SELECT g.code FROM worker w JOIN worker_grid wg ON"
                                " wg.worker_id = w.id JOIN grid g ON g.id = wg.grid_id"
                                " WHERE w.code = %s", GRID_WORKER)]  # fmt: skip
     subdistrict = grids[0][:9]
@@ -316,7 +304,7 @@ def test_cases_of_a_grid_read_back(fresh_db: ScratchDB, tmp_path: Path) -> None:
     header, rows = read_xlsx(out)
     assert header == ["事件编号", "工单编号", "类别", "问题描述", "纬度", "经度", "受理时间",
                       "办结时间", "状态", "来电人", "来电号码"]  # fmt: skip
-    cases = sql(fresh_db, "SELECT number, external_id FROM grid_case WHERE grid_code = %s"
+    cases = owner(fresh_db, "SELECT number, external_id FROM grid_case WHERE grid_code = %s"
                 " ORDER BY reported_at, number", grid)  # fmt: skip
     assert [(r["事件编号"], r["工单编号"]) for r in rows] == cases and cases
     assert any(r["工单编号"] for r in rows) and not all(r["工单编号"] for r in rows)
@@ -355,9 +343,9 @@ def test_the_cases_of_the_subdistrict_reimport_unchanged(
            *(["--english"] if english else []))  # fmt: skip
     total = one(fresh_db, "SELECT count(*) FROM grid_case WHERE starts_with(grid_code, %s)",
                 subdistrict)  # fmt: skip
-    states = dict(sql(fresh_db, "SELECT state, count(*) FROM grid_case GROUP BY state"))
+    states = dict(owner(fresh_db, "SELECT state, count(*) FROM grid_case GROUP BY state"))
     assert states.keys() >= {"REPORTED", "REJECTED", "DISPATCHED", "CLOSED"}
-    before = sql(fresh_db, CASES_STATE)
+    before = owner(fresh_db, CASES_STATE)
     summary = reimport(fresh_db, "cases", out)
     counts = summary["kinds"]["cases"]
     assert counts["read"] == counts["unchanged"] == total, summary
@@ -366,8 +354,8 @@ def test_the_cases_of_the_subdistrict_reimport_unchanged(
     assert summary["problems"] == []
     # No conflicts and no unknown statuses: only the OTHER cases' own categories are named.
     assert [w for w in summary["warnings"] if not w.startswith("categories not in")] == []
-    assert sql(fresh_db, CASES_STATE) == before
+    assert owner(fresh_db, CASES_STATE) == before
     # …and again, now remembered as imported: still nothing.
     again = reimport(fresh_db, "cases", out)["kinds"]["cases"]
     assert again["unchanged"] == total and again["updated"] == again["inserted"] == 0
-    assert sql(fresh_db, CASES_STATE) == before
+    assert owner(fresh_db, CASES_STATE) == before

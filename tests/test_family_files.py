@@ -9,11 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg2
 import pytest
-from conftest import ScratchDB, as_role, demo_tokens
+from conftest import ScratchDB, as_role, demo_tokens, query
 from gq import error, gql, ok
-from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from api.app import create_app
@@ -21,14 +19,7 @@ from api.schema.relay import global_id
 
 
 def owner(db: ScratchDB, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    dsn = make_url(db.owner_url).set(drivername="postgresql").render_as_string(False)
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
+    return query(db.owner_url, sql, params)
 
 
 @pytest.fixture

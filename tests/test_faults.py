@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.testclient import TestClient
+from test_family_files import owner
 
 import api.database
 from api.app import create_app
@@ -49,17 +50,6 @@ RECORD = """mutation($input: RecordVisitInput!) { recordVisit(input: $input) {
 REPORT = """mutation($input: ReportCaseInput!) { reportCase(input: $input) {
   case { id number photos { stage } } } }"""
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-def rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
 
 
 @dataclass
@@ -84,17 +74,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         db = ScratchDB("gridmap", cluster.owner, cluster.app)
         tokens = demo_tokens(db)
         code = tokens["grid_worker"]["worker"]
-        mine = rows(
-            db.owner_url,
+        mine = owner(db,
             "SELECT h.id FROM household h JOIN worker_grid wg ON left(h.code, 15) = "
             "(SELECT g.code FROM grid g WHERE g.id = wg.grid_id) JOIN worker w ON "
             "w.id = wg.worker_id WHERE w.code = %s AND h.household_class = 'B' "
             "ORDER BY h.code LIMIT 8",
             code,
         )
-        ((worker_id,),) = rows(db.owner_url, "SELECT id FROM worker WHERE code = %s", code)
-        ((lon, lat),) = rows(
-            db.owner_url,
+        ((worker_id,),) = owner(db, "SELECT id FROM worker WHERE code = %s", code)
+        ((lon, lat),) = owner(db,
             "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(g.geom) p FROM grid g"
             " JOIN worker_grid wg ON wg.grid_id = g.id JOIN worker w ON w.id = wg.worker_id"
             " WHERE w.code = %s ORDER BY g.code LIMIT 1) x",
@@ -285,8 +273,7 @@ def visits_by_key(world: World, keys: list[str]) -> dict[str, list[tuple[Any, ..
     """Key → (visit id, demands, cases, case events) of every visit recorded with it, read as
     the owner (row-level security does not hide any)."""
     found: dict[str, list[tuple[Any, ...]]] = {key: [] for key in keys}
-    for key, *rest in rows(
-        world.db.owner_url,
+    for key, *rest in owner(world.db,
         "SELECT v.idempotency_key, v.id,"
         " (SELECT count(*) FROM demand d WHERE d.visit_id = v.id),"
         " (SELECT count(*) FROM grid_case c WHERE c.visit_id = v.id),"
@@ -540,8 +527,7 @@ def test_the_app_killed_mid_write_loses_nothing_acknowledged_and_a_retry_lands_o
         for visit in found[key]:
             assert_whole(key, visit)
     committed_unacked = [k for k in unacked if found[k]]
-    reported = rows(
-        world.db.owner_url,
+    reported = owner(world.db,
         "SELECT c.number, (SELECT count(*) FROM case_event e WHERE e.case_id = c.id"
         " AND e.action = 'REPORT'), (SELECT count(*) FROM case_photo p WHERE p.case_id = c.id)"
         " FROM grid_case c WHERE c.description = %s",

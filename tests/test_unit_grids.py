@@ -8,21 +8,11 @@ from typing import Any
 
 import psycopg2
 import pytest
-from conftest import ScratchDB
+from conftest import ScratchDB, query
 from sqlalchemy.engine import make_url
 
 COMMUNITY = "310106015001"
 SUBDISTRICT = "310106015"
-
-
-def _query(url: str, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
-    conn = psycopg2.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
 
 
 def _draw(db: ScratchDB, *args: str) -> dict[str, Any]:
@@ -34,7 +24,7 @@ def _draw(db: ScratchDB, *args: str) -> dict[str, Any]:
 def _layer(db: ScratchDB, scope: str, shape: str, area: int = 10_000) -> list[tuple[Any, ...]]:
     """The layer's cells in code order: code, row, column, partial, centroid x/y (metres, in the
     layer's UTM zone), ground area."""
-    return _query(db.owner_url, """
+    return query(db.owner_url, """
         SELECT c.code, c.row_no, c.col_no, c.partial, ST_X(ST_Transform(ST_Centroid(c.geom),
                l.srid)), ST_Y(ST_Transform(ST_Centroid(c.geom), l.srid)),
                ST_Area(c.geom::geography)
@@ -46,7 +36,7 @@ def _layer(db: ScratchDB, scope: str, shape: str, area: int = 10_000) -> list[tu
 def _geometry_checks(db: ScratchDB, scope: str, shape: str) -> tuple[float, float, float]:
     """Area of the community the cells leave uncovered, area where two cells overlap (m²), and
     the community's area."""
-    ((uncovered, overlap, area),) = _query(db.owner_url, """
+    ((uncovered, overlap, area),) = query(db.owner_url, """
         WITH cells AS (
             SELECT c.code, c.geom FROM unit_grid_cell c JOIN unit_grid_layer l ON l.id = c.layer_id
             WHERE l.scope = %(s)s AND l.shape = %(shape)s AND l.area_m2 = 10000)
@@ -113,7 +103,7 @@ def test_drawing_again_replaces_the_layer(fresh_db: ScratchDB) -> None:
     assert again == first
     assert _layer(fresh_db, SUBDISTRICT, "square", 20_000) == before
     counts = "SELECT (SELECT count(*) FROM unit_grid_layer), (SELECT count(*) FROM unit_grid_cell)"
-    ((layers, cells),) = _query(fresh_db.owner_url, counts)
+    ((layers, cells),) = query(fresh_db.owner_url, counts)
     assert (layers, cells) == (2, first["cells"] + other["cells"])
     for _, _, _, _, _, _, ground in before:
         assert ground == pytest.approx(20_000, rel=0.01)
@@ -146,7 +136,7 @@ def test_bad_input_is_refused_and_writes_nothing(
     assert done.returncode != 0
     assert message in done.stderr
     assert "Traceback" not in done.stderr
-    assert _query(fresh_db.owner_url, "SELECT count(*) FROM unit_grid_cell") == [(0,)]
+    assert query(fresh_db.owner_url, "SELECT count(*) FROM unit_grid_cell") == [(0,)]
 
 
 def test_too_many_cells_are_refused(fresh_db: ScratchDB) -> None:
@@ -168,8 +158,8 @@ def test_too_many_cells_are_refused(fresh_db: ScratchDB) -> None:
 
 def test_the_app_reads_the_cells_and_never_writes_them(fresh_db: ScratchDB) -> None:
     _draw(fresh_db, "--scope", COMMUNITY)
-    assert _query(fresh_db.app_url, "SELECT count(*) > 0 FROM unit_grid_cell") == [(True,)]
+    assert query(fresh_db.app_url, "SELECT count(*) > 0 FROM unit_grid_cell") == [(True,)]
     with pytest.raises(psycopg2.errors.InsufficientPrivilege):
-        _query(fresh_db.app_url, "DELETE FROM unit_grid_cell")
+        query(fresh_db.app_url, "DELETE FROM unit_grid_cell")
     with pytest.raises(psycopg2.errors.InsufficientPrivilege):
-        _query(fresh_db.app_url, "UPDATE unit_grid_layer SET cells = 0")
+        query(fresh_db.app_url, "UPDATE unit_grid_layer SET cells = 0")
