@@ -40,7 +40,6 @@ from geo.access import Caller, Role  # noqa: E402
 from geo.db import make_engine, scoped_session  # noqa: E402
 from geo.demo import DISTRICT_CODE, HOME_SUBDISTRICT, demo_info, load_demo  # noqa: E402
 
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 BEGIN = "<!-- bench/coverage.py: begin -->"
 END = "<!-- bench/coverage.py: end -->"
 QUERY = """query($s: String!, $d: Date) { coverage(scope: $s, level: GRID, asOf: $d) {
@@ -156,15 +155,7 @@ def write(
             f" | {g['p95_ms']:.1f} ms | {g['max_ms']:.1f} ms | < {r['target_ms']:,} ms | {met} |"
         )
     lines.append(END)
-    text = BENCHMARKS.read_text(encoding="utf-8")
-    section = "\n".join(lines)
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Visit coverage (issue 4)\n\n" + section + "\n"
-    BENCHMARKS.write_text(text, encoding="utf-8")
-    print(f"wrote {BENCHMARKS.relative_to(ROOT)}")
+    sbs.write_section(BEGIN, END, "\n".join(lines), "Visit coverage (issue 4)")
 
 
 if __name__ == "__main__":

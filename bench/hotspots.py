@@ -68,7 +68,6 @@ from geo.db import make_engine, scoped_session  # noqa: E402
 from geo.demo import DISTRICT_CODE, demo_info, demo_logins_of  # noqa: E402
 from geo.workers import worker_by_code  # noqa: E402
 
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 BEGIN = "<!-- bench/hotspots.py: begin -->"
 END = "<!-- bench/hotspots.py: end -->"
 CLIENT = "bench/hotspots.py"
@@ -474,15 +473,7 @@ def write(
             f"{s['p95_ms']:.2f} ms | {s['max_ms']:.2f} ms | < {r['target_ms']} ms | {met} |"
         )
     lines.append(END)
-    text_ = BENCHMARKS.read_text(encoding="utf-8")
-    section = "\n".join(lines)
-    if BEGIN in text_:
-        head, rest = text_.split(BEGIN, 1)
-        text_ = head + section + rest.split(END, 1)[1]
-    else:
-        text_ = text_.rstrip("\n") + "\n\n## Case hotspots (issue 5)\n\n" + section + "\n"
-    BENCHMARKS.write_text(text_, encoding="utf-8")
-    print(f"wrote {BENCHMARKS.relative_to(ROOT)}")
+    sbs.write_section(BEGIN, END, "\n".join(lines), "Case hotspots (issue 5)")
 
 
 def _piece(name: str) -> str:

@@ -85,7 +85,6 @@ from importers.run import Options  # noqa: E402
 from importers.sources import _number  # noqa: E402
 from importers.staging import stage  # noqa: E402
 
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 BEGIN = "<!-- bench/imports.py: begin -->"
 END = "<!-- bench/imports.py: end -->"
 OGR_TABLE = "bench_ogr"
@@ -637,15 +636,7 @@ def write(r: dict[str, Any]) -> None:
     lines.append(f"| **total** | **{_pipeline_median(r['first'], 'total'):.2f} s** | "
                  f"**{_pipeline_median(r['again'], 'total'):.2f} s** |")  # fmt: skip
     lines.append(END)
-    body = BENCHMARKS.read_text(encoding="utf-8")
-    section = "\n".join(lines)
-    if BEGIN in body:
-        head, rest = body.split(BEGIN, 1)
-        body = head + section + rest.split(END, 1)[1]
-    else:
-        body = body.rstrip("\n") + "\n\n## Imports (issue 6)\n\n" + section + "\n"
-    BENCHMARKS.write_text(body, encoding="utf-8")
-    print(f"wrote {BENCHMARKS.relative_to(ROOT)}")
+    sbs.write_section(BEGIN, END, "\n".join(lines), "Imports (issue 6)")
 
 
 if __name__ == "__main__":

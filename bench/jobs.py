@@ -47,7 +47,6 @@ from api.settings import Settings  # noqa: E402
 from geo import demo, jobs  # noqa: E402
 from geo.db import make_engine  # noqa: E402
 
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 BEGIN = "<!-- bench/jobs.py: begin -->"
 END = "<!-- bench/jobs.py: end -->"
 TARGET_S = 5.0
@@ -407,15 +406,7 @@ def write(result: dict[str, Any], scale: dict[str, Any], args: Any, today: dt.da
         f"Target: both under {TARGET_S:.0f} s — " + ("**met**." if result["met"] else "**missed**.")
     )
     lines.append(END)
-    body = BENCHMARKS.read_text(encoding="utf-8")
-    section = "\n".join(lines)
-    if BEGIN in body:
-        head, rest = body.split(BEGIN, 1)
-        body = head + section + rest.split(END, 1)[1]
-    else:
-        body = body.rstrip("\n") + "\n\n## Job matching (issue 8)\n\n" + section + "\n"
-    BENCHMARKS.write_text(body, encoding="utf-8")
-    print(f"wrote {BENCHMARKS.relative_to(ROOT)}")
+    sbs.write_section(BEGIN, END, "\n".join(lines), "Job matching (issue 8)")
 
 
 if __name__ == "__main__":

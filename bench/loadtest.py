@@ -79,7 +79,6 @@ from api.schema.relay import global_id  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from geo.workers import worker_by_code  # noqa: E402
 
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 BEGIN = "<!-- bench/loadtest.py: begin -->"
 END = "<!-- bench/loadtest.py: end -->"
 TARGET_P99_MS = 300.0
@@ -893,17 +892,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def update_benchmarks(section: str) -> None:
-    text_ = BENCHMARKS.read_text(encoding="utf-8")
-    block = f"{BEGIN}\n{section}\n{END}"
-    if BEGIN in text_:
-        head, rest = text_.split(BEGIN, 1)
-        text_ = head + block + rest.split(END, 1)[1]
-    else:
-        text_ = (
-            text_.rstrip("\n") + "\n\n## Load test (issue 11, `make loadtest`)\n\n" + block + "\n"
-        )
-    BENCHMARKS.write_text(text_, encoding="utf-8")
-    print(f"wrote {BENCHMARKS.relative_to(ROOT)}")
+    sbs.write_section(BEGIN, END, f"{BEGIN}\n{section}\n{END}",
+                      "Load test (issue 11, `make loadtest`)")
 
 
 def _interrupt(signum: int, frame: Any) -> None:

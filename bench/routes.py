@@ -63,7 +63,6 @@ from geo.access import Caller  # noqa: E402
 from geo.db import make_engine, set_scope  # noqa: E402
 from geo.workers import worker_by_code  # noqa: E402
 
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 BEGIN = "<!-- bench/routes.py: begin -->"
 END = "<!-- bench/routes.py: end -->"
 TARGET_S = 2.0
@@ -633,15 +632,7 @@ def write(
             f"{r['pieces']['matrix']['median_s'] * 1000:.0f} ms).",
         ]
     lines.append(END)
-    body = BENCHMARKS.read_text(encoding="utf-8")
-    section = "\n".join(lines)
-    if BEGIN in body:
-        head, rest = body.split(BEGIN, 1)
-        body = head + section + rest.split(END, 1)[1]
-    else:
-        body = body.rstrip("\n") + "\n\n## Walking routes (issue 9)\n\n" + section + "\n"
-    BENCHMARKS.write_text(body, encoding="utf-8")
-    print(f"wrote {BENCHMARKS.relative_to(ROOT)}")
+    sbs.write_section(BEGIN, END, "\n".join(lines), "Walking routes (issue 9)")
 
 
 if __name__ == "__main__":

@@ -1040,6 +1040,20 @@ requests/s at 16 clients and the single-client median latency.
 """
 
 
+def write_section(begin: str, end: str, section: str, heading: str) -> None:
+    """Put ``section`` (its markers included) in BENCHMARKS.md where the text between ``begin``
+    and ``end`` was, or at the end under ``## heading`` the first time: each bench script keeps
+    its own section and leaves the rest of the file as it is."""
+    text = BENCHMARKS.read_text(encoding="utf-8")
+    if begin in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + section + "\n"
+    BENCHMARKS.write_text(text, encoding="utf-8")
+    print(f"wrote {BENCHMARKS.relative_to(ROOT)}")
+
+
 def update_benchmarks(result: dict[str, Any]) -> None:
     text = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.exists() else "# Benchmarks\n"
     if BEGIN not in text:
