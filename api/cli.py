@@ -382,15 +382,12 @@ def network_build(osm: Path) -> None:
     Example:
       gridmap network build --osm district.osm.pbf
     """
-    import psycopg2
-    from sqlalchemy.engine import make_url
-
     from geo.errors import GridmapError
     from geo.network import MAX_DOOR_M
     from importers.osm_streets import build_network
+    from importers.run import connect
 
-    url = make_url(_owner_url(_settings())).set(drivername="postgresql")
-    conn = psycopg2.connect(url.render_as_string(hide_password=False))
+    conn = connect(_owner_url(_settings()))
     try:
         with conn, conn.cursor() as cur:
             counts = build_network(cur, osm)

@@ -16,7 +16,7 @@ from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from geo import audit
-from geo.access import Role
+from geo.access import Caller, Role
 from geo.errors import BadInput, Forbidden, GridmapError
 from importers.run import ImportFailed, Options
 from importers.summary import COUNTS, Summary
@@ -111,7 +111,7 @@ async def import_register(info: Info, input: ImportRegisterInput) -> ImportRegis
     caller = info.context.caller
     if caller.role is not Role.GRID_CENTER:
         raise Forbidden("importRegister", "registers are uploaded by the grid center")
-    scope = _scope(caller.areas, input.scope)
+    scope = _scope(caller, input.scope)
     settings = info.context.settings
     if not settings.owner_database_url or settings.owner_database_url == settings.database_url:
         raise GridmapError("imports need the tables' owner: set GRIDMAP_OWNER_DATABASE_URL for "
@@ -148,12 +148,13 @@ def _audit(*, session: Any, caller: Any, kind: str, name: str, scope: str,
                            "detail": detail}])  # fmt: skip
 
 
-def _scope(areas: tuple[str, ...], asked: str | None) -> str:
+def _scope(caller: Caller, asked: str | None) -> str:
+    areas = caller.areas
     if asked is None:
         if len(areas) != 1:
             raise BadInput("input.scope", f"you cover {', '.join(areas)}: name one")
         return areas[0]
-    if not any(asked.startswith(a) for a in areas):
+    if not caller.covers(asked):
         raise Forbidden("input.scope", f"{asked} is outside your areas ({', '.join(areas)})")
     return asked
 
