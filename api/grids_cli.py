@@ -58,56 +58,76 @@ def unit(scope: str, area_m2: int, shape: str, as_json: bool) -> None:
                f"({result.partial:,} partial, laid out in EPSG:{result.srid})")  # fmt: skip
 
 
-@grids_group.command("draw", short_help="Propose grids of about N households for a community.")
+@grids_group.command("draw", short_help="Draw grids of about N households for a community.")
 @click.option("--community", required=True, help="The community's 12-digit code.")
 @click.option("--target-households", "target", required=True, type=click.IntRange(1, 100_000),
               help="Households per grid to aim at (a few hundred: one grid worker's share).")
 @click.option("--tolerance", default=0.15, show_default=True, type=click.FloatRange(0, 1,
               max_open=True), help="How far a grid's households may be from the target.")
+@click.option("--micro-households", type=click.IntRange(1, 100_000), default=None,
+              help="Merge small neighbouring buildings into one micro-grid up to this many "
+              "households [default: one micro-grid per building].")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Print the proposal and write the map comparing "
               "the grids now and the proposed ones; change nothing.")  # fmt: skip
 @click.option("--map", "map_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Where the map goes [grids-COMMUNITY.html].")
+              default=None, help="Where the dry run's map goes [grids-COMMUNITY.html].")
 @click.option("--json", "as_json", is_flag=True, help='Print {"grids": [{"code", "households", '
-              '"polsbyPopper", "contiguous", …}], "cv", …} as JSON.')  # fmt: skip
-def draw_grids(community: str, target: int, tolerance: float, dry_run: bool,
-               map_file: Path | None, as_json: bool) -> None:  # fmt: skip
+              '"polsbyPopper", "contiguous", …}], "cv", …} as JSON (applied: and "applied").')
+def draw_grids(community: str, target: int, tolerance: float, micro_households: int | None,
+               dry_run: bool, map_file: Path | None, as_json: bool) -> None:  # fmt: skip
     """Partition a community's buildings into contiguous, compact grids of about the target
     households each, not crossing major streets (trunk, primary, secondary, tertiary), their
     boundaries covering the community without gaps or overlaps. Buildings not placed in a grid
     yet have their households estimated from footprint and levels (flagged). A grid with exactly
-    the buildings of a grid now keeps its code; new ones are numbered after the highest, west to
-    east, north to south. The report gives households per grid (min, max, coefficient of
-    variation), compactness (Polsby-Popper), contiguity and major streets crossed.
+    the buildings of a grid now keeps its code; new ones are numbered after the highest code
+    ever used (retired codes are never reused), west to east, north to south. The report gives
+    households per grid (min, max, coefficient of variation), compactness (Polsby-Popper),
+    contiguity and major streets crossed.
 
-    Applying a drawing (reassigning buildings, households, workers and open cases, keeping the
-    old grids as history) is not available yet: run it with --dry-run.
+    Run it with --dry-run first: it prints the proposal and writes a map of the grids now and
+    the proposed ones. Without --dry-run the drawing is applied in one transaction: grids not
+    kept are retired into the history with their micro-grids; new grids are drawn into
+    micro-grids (one per building, or small buildings merged up to --micro-households);
+    moved buildings, their households and members get new codes (the old ones are kept in
+    code_change); workers follow their grid's households; open cases go to the grid they lie
+    in.
 
     \b
-    Example:
+    Examples:
         gridmap grids draw --community 310106015001 --target-households 300 --dry-run
+        gridmap grids draw --community 310106015001 --target-households 300
     """
+    import getpass
+
     from api.cli import _owner_url, _settings
     from api.maps import render
+    from geo.grids.apply import apply
     from geo.grids.draw import propose
     from importers.run import connect
     from maps.grids import grids_map
 
-    if not dry_run:
-        raise click.UsageError("applying a drawing is not available yet: run with --dry-run to "
-                               "see the proposal and its map")  # fmt: skip
     conn = connect(_owner_url(_settings()))
+    applied = None
     try:
         with conn, conn.cursor() as cur:
-            proposal = propose(cur, community, target, tolerance)
+            if dry_run:
+                proposal = propose(cur, community, target, tolerance)
+            else:
+                proposal, applied = apply(cur, community, target, tolerance,
+                                          micro_households=micro_households,
+                                          drawn_by=getpass.getuser())  # fmt: skip
     except GridmapError as exc:
         raise click.ClickException(exc.message) from None
     finally:
         conn.close()
-    output = map_file or Path(f"grids-{community}.html")
-    output.write_text(render(grids_map(proposal), self_contained=True), encoding="utf-8")
+    report = proposal.as_json()
+    if dry_run:
+        output = map_file or Path(f"grids-{community}.html")
+        output.write_text(render(grids_map(proposal), self_contained=True), encoding="utf-8")
     if as_json:
-        click.echo(json.dumps(proposal.as_json(), ensure_ascii=False))
+        if applied is not None:
+            report["applied"] = applied.as_json()
+        click.echo(json.dumps(report, ensure_ascii=False))
         return
     click.echo(f"{'grid':<17} {'households':>10} {'buildings':>9} {'Polsby-Popper':>13}  notes")
     for g in proposal.grids:
@@ -117,10 +137,25 @@ def draw_grids(community: str, target: int, tolerance: float, dry_run: bool,
                                   g.streets_crossed)) if on]  # fmt: skip
         click.echo(f"{g.code:<17} {g.households:>10,} {len(g.buildings):>9,} "
                    f"{g.polsby_popper:>13.2f}  {', '.join(notes)}")
-    report = proposal.as_json()
     click.echo(f"{len(proposal.grids)} grids; households min {report['min']:,}, max "
                f"{report['max']:,}, cv {proposal.cv:.3f}; median Polsby-Popper "
                f"{proposal.median_polsby_popper:.2f}")  # fmt: skip
     for problem in proposal.problems:
         click.echo(f"cannot satisfy: {problem}", err=True)
-    click.echo(f"wrote {output} (grids now dashed, proposed filled); nothing changed")
+    if applied is None:
+        click.echo(f"wrote {output} (grids now dashed, proposed filled); nothing changed")
+        return
+    if not applied.created and not applied.retired:
+        click.echo("every grid is kept as it is: nothing to apply")
+        return
+    click.echo(f"applied: {len(applied.kept)} grids kept, {len(applied.created)} drawn "
+               f"({applied.micro_grids:,} micro-grids), {len(applied.retired)} retired; new codes "
+               f"for {applied.buildings:,} buildings, {applied.households:,} households, "
+               f"{applied.persons:,} persons; {applied.open_cases:,} open cases moved")
+    moves: dict[tuple[str, str], list[str]] = {}
+    for w in applied.workers:
+        moves.setdefault((w["from"], w["to"]), []).append(w["worker"])
+    for (old, new), workers in moves.items():
+        click.echo(f"retired grid {old}: its workers now on {new}: {', '.join(workers)}")
+    for code in applied.unstaffed:
+        click.echo(f"grid {code} has no grid worker yet: assign one", err=True)

@@ -365,8 +365,34 @@ def area_by_code(*, session: Session, code: str, argument: str) -> Row:
         raise BadInput(argument, f"{code!r} is not an area code: expected {widths} digits")
     row = rows_by_codes(session=session, entity=entity, codes=[code]).get(code)
     if row is None:
-        raise NotFound(argument, f"no {entity.name.lower()} has code {code!r}")
+        raise NotFound(argument, f"no {entity.name.lower()} has code {code!r}"
+                       + where_now(session=session, code=code))  # fmt: skip
     return row
+
+
+# Codes a grid redraw retired or changed (migration 0014). Personal codes' changes are under
+# row-level security: a caller learns only what it covers.
+WHERE_NOW = """
+SELECT CASE WHEN length(:code) = 15 THEN 'retired' ELSE 'retired with grid ' || h.code END
+       || ' on ' || d.day || ' by a grid redraw; its households are now in grid '
+       || array_to_string(h.successors, ', ')
+FROM grid_history h JOIN LATERAL (SELECT (h.retired_at AT TIME ZONE s.timezone)::date AS day
+    FROM subdistrict s WHERE s.code = left(h.code, 9)) d ON true
+WHERE h.code = left(:code, 15) AND length(:code) IN (15, 18)
+UNION ALL
+SELECT 'now ' || c.new_code || ' (changed on ' || d.day || ' by a grid redraw)'
+FROM code_change c JOIN grid_drawing g ON g.id = c.drawing_id
+JOIN LATERAL (SELECT (g.drawn_at AT TIME ZONE s.timezone)::date AS day
+    FROM subdistrict s WHERE s.code = left(g.community_code, 9)) d ON true
+WHERE c.old_code = :code
+LIMIT 1
+"""
+
+
+def where_now(*, session: Session | Connection, code: str) -> str:
+    """': <where it went>' for a code a grid redraw retired or changed, else ''."""
+    said = session.execute(text(WHERE_NOW), {"code": code}).scalar()
+    return f": {said}" if said else ""
 
 
 def _with_here(filters: Filters) -> str:

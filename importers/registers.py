@@ -340,9 +340,16 @@ class _Row:
     unit: str | None = None
     room: str | None = None
     code: str | None = None  # a household code written in the file
+    renamed: tuple[str, str] | None = None  # (old, new) building code: a redraw changed it
 
     def problem(self, name: str | None, message: str) -> None:
         self.issues.append((self.where, name, message))
+
+    def follow(self, code: str | None) -> str | None:
+        """A code of this row's building's old code (a household's, a member's) as it is now."""
+        if code is None or self.renamed is None or not code.startswith(self.renamed[0]):
+            return code
+        return self.renamed[1] + code[len(self.renamed[0]) :]
 
 
 @dataclass
@@ -457,7 +464,7 @@ def _member(row: _Row, vault: Vault) -> dict[str, Any] | None:
         return None
     m: dict[str, Any] = {
         "where": row.where,
-        "code": _token(v, "member_code"),
+        "code": row.follow(_token(v, "member_code")),
         "name": _raw(v, "name"),
         "relation": _raw(v, "relation"),
     }
@@ -517,6 +524,37 @@ def _file_digest(h: _Household, vault: Vault) -> str:
     )  # fmt: skip
     payload = {"code": h.code, **h.values, "members": members}
     return vault.digest(_digest(payload)).hex()
+
+
+# Building codes a grid redraw changed (migration 0014), and what they are now.
+RENAMED = """
+SELECT c.old_code, c.new_code, (d.drawn_at AT TIME ZONE s.timezone)::date
+FROM code_change c JOIN grid_drawing d ON d.id = c.drawing_id
+JOIN community m ON m.id = d.community_id JOIN subdistrict s ON s.id = m.subdistrict_id
+WHERE c.kind = 'building' AND c.old_code = ANY(%s)
+"""
+
+
+def _follow_renames(cur: Any, kind: str, rows: list[_Row], summary: Summary) -> None:
+    """A file written before a grid redraw still imports: each code it gives of a building the
+    redraw moved (and of that building's households and members) is read as the code now."""
+    old = sorted({r.building for r in rows if r.building is not None})
+    if not old:
+        return
+    cur.execute(RENAMED, (old,))
+    renamed = {o: (n, at) for o, n, at in cur.fetchall()}
+    if not renamed:
+        return
+    for row in rows:
+        if row.building in renamed:
+            row.renamed = (row.building, renamed[row.building][0])
+            row.building, row.code = row.renamed[1], row.follow(row.code)
+    first = min(renamed.items(), key=lambda kv: kv[1][1])
+    summary.warnings.append(
+        f"{kind}: {len(renamed):,} building codes in the file were changed by a grid redraw, "
+        f"read as their new codes (e.g. {first[0]} → {first[1][0]}, redrawn "
+        f"{first[1][1]}); export the register again for the codes now"
+    )
 
 
 # Inside: in a micro-grid within the scope (an area code prefix; '' when there is none).
@@ -645,6 +683,7 @@ def load_households(
         else:
             usable.append(row)
     usable = _points(kind, usable, summary, options)
+    _follow_renames(cur, kind, usable, summary)
     households = _place(cur, kind, usable, summary, options.scope)
     valid: list[_Household] = []
     for h in households:

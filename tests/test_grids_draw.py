@@ -54,7 +54,6 @@ def test_a_dry_run_proposes_and_maps_and_changes_nothing(
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--community", COMMUNITY, "--target-households", "300"], "--dry-run"),
     (["--community", "310106015999", "--target-households", "300", "--dry-run"],
      "no community 310106015999"),
     (["--community", COMMUNITY, "--target-households", "99999", "--dry-run"], "target"),

@@ -74,7 +74,8 @@ def _by_code(cls: type[RowNode]) -> Any:
         if row is None:
             if cls.entity.personal and info.context.caller.role not in FAMILY_FILE_ROLES:
                 return None  # no family files for this role: nothing to find, nothing to say
-            raise NotFound("code", f"no {cls.entity.name} has code {code!r}")
+            gone = await info.context.db.run(q.where_now, code=code)
+            raise NotFound("code", f"no {cls.entity.name} has code {code!r}{gone}")
         return cls.from_row(row)
 
     return strawberry.field(resolver=resolve, description=f"The {cls.entity.name} with this code.")

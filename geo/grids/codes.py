@@ -6,14 +6,14 @@ Rule (pure, deterministic):
   takes every grid whose centroid lies within one band below it. The band is the median
   north-south extent of the grids, so rows follow the grids' own size. Within a row, west to east.
 - A grid whose building set equals an old grid's keeps that old code.
-- Other grids take the next free numbers in reading order, skipping every old code: codes are
-  retired, never reused (DESIGN.md).
+- Other grids take the next free numbers in reading order, skipping every code in use and every
+  retired one: codes are retired, never reused (DESIGN.md).
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 from shapely.geometry.base import BaseGeometry
 
@@ -43,14 +43,17 @@ def assign_codes(
     old: Mapping[str, Sequence[Hashable]] | None = None,
     *,
     parent: str = "",
+    retired: Iterable[str] = (),
 ) -> list[str]:
     """Codes for `grids` (building ids each, with WGS-84 `boundaries`), in input order:
     `parent` + 3 digits. `old` maps the existing grids' codes (full codes with the same parent,
-    or bare suffixes) to their building ids. Raises ValueError when 999 numbers run out."""
+    or bare suffixes) to their building ids; `retired` codes are skipped too. Raises ValueError
+    when 999 numbers run out."""
     old = old or {}
+    bare = {c[len(parent) :] if c.startswith(parent) else c for c in retired}
     suffix = {c[len(parent) :] if c.startswith(parent) else c: frozenset(b) for c, b in old.items()}
     by_set = {b: c for c, b in sorted(suffix.items())}
-    used = {int(c) for c in suffix if c.isdigit()}
+    used = {int(c) for c in (*suffix, *bare) if c.isdigit()}
     codes: list[str | None] = [None] * len(grids)
     for i, g in enumerate(grids):
         kept = by_set.get(frozenset(g))

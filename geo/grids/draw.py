@@ -5,6 +5,7 @@ grids it has now — for `gridmap grids draw` to print, map and compare."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +15,12 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.errors import BadInput, NotFound
 from geo.grids.codes import assign_codes
-from geo.grids.partition import MAJOR_HIGHWAYS, Building, PartitionError, partition
+from geo.grids.partition import MAJOR_HIGHWAYS, Building, Partition, PartitionError, partition
 
 BUILDINGS = """
 SELECT b.id::text, ST_AsBinary(b.geom), b.levels, b.micro_grid_id IS NOT NULL,
-       (SELECT count(*) FROM household h WHERE h.building_id = b.id AND h.moved_out IS NULL)
+       (SELECT count(*) FROM household h WHERE h.building_id = b.id AND h.moved_out IS NULL),
+       b.code
 FROM building b
 LEFT JOIN micro_grid mg ON mg.id = b.micro_grid_id
 LEFT JOIN grid g ON g.id = mg.grid_id
@@ -26,7 +28,7 @@ WHERE g.community_id = %(community)s
    OR (b.micro_grid_id IS NULL
        AND ST_Contains((SELECT geom FROM community WHERE id = %(community)s),
                        ST_PointOnSurface(b.geom)))
-ORDER BY b.code
+ORDER BY b.id  -- not by code: a redraw changes codes, the same buildings must draw alike
 """
 
 # Major streets: imported ones and the walking network's (the demo's arterials live only there).
@@ -48,6 +50,11 @@ LEFT JOIN building b ON b.micro_grid_id = mg.id
 WHERE g.community_id = %(community)s
 GROUP BY g.code, g.geom ORDER BY g.code
 """
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+# Codes are retired, never reused (DESIGN.md).
+RETIRED = "SELECT code FROM grid_history WHERE community_id = %(community)s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,7 @@ class Proposal:
     problems: list[str]
     old: dict[str, BaseGeometry] = field(default_factory=dict)
     streets: list[BaseGeometry] = field(default_factory=list)
+    partition: Partition | None = None
 
     def band(self) -> tuple[float, float]:
         """The households a grid may hold: the target within the tolerance."""
@@ -107,24 +115,42 @@ def propose(cur: Any, community: str, target: int, tolerance: float) -> Proposal
     boundary = shapely.from_wkb(wkb)
     args = {"community": community_id, "major": sorted(MAJOR_HIGHWAYS)}
     cur.execute(BUILDINGS, args)
+    rows = cur.fetchall()
     buildings = [
-        Building(id=bid, footprint=shapely.from_wkb(bytes(g)), levels=levels,
-                 # Placed buildings have their register; new ones are estimated.
-                 households=int(n) if placed else (int(n) or None))
-        for bid, g, levels, placed, n in cur.fetchall()
+        Building(
+            id=bid,
+            footprint=shapely.from_wkb(bytes(g)),
+            levels=levels,
+            # Placed buildings have their register; new ones are estimated.
+            households=int(n) if placed else (int(n) or None),
+        )
+        for bid, g, levels, placed, n, _ in rows
     ]
+    code_of = {row[0]: row[5] for row in rows}
+
+    def named(problem: str) -> str:
+        """A problem naming buildings by code, as people know them, not by id."""
+        return UUID.sub(lambda m: code_of.get(m[0], m[0]), problem)
     cur.execute(STREETS, args)
     streets = [shapely.from_wkb(bytes(g)) for (g,) in cur.fetchall()]
     cur.execute(OLD_GRIDS, args)
     old = {code: (shapely.from_wkb(bytes(g)), frozenset(ids)) for code, g, ids in cur.fetchall()}
+    cur.execute(RETIRED, args)
+    retired = [code for (code,) in cur.fetchall()]
     try:
         drawn = partition(buildings, boundary, streets, target, tolerance)
     except PartitionError as exc:
-        raise BadInput("--target-households", "cannot draw grids: " + "; ".join(exc.problems)) \
-            from None
+        raise BadInput(
+            "--target-households", "cannot draw grids: " + "; ".join(map(named, exc.problems))
+        ) from None
     try:
-        codes = assign_codes(drawn.grids, drawn.boundaries,
-                             {c: ids for c, (_, ids) in old.items()}, parent=community)
+        codes = assign_codes(
+            drawn.grids,
+            drawn.boundaries,
+            {c: ids for c, (_, ids) in old.items()},
+            parent=community,
+            retired=retired,
+        )
     except ValueError as exc:
         raise BadInput("--target-households", str(exc)) from None
     estimated = set(drawn.estimated)
@@ -140,5 +166,5 @@ def propose(cur: Any, community: str, target: int, tolerance: float) -> Proposal
     ]  # fmt: skip
     grids.sort(key=lambda g: g.code)
     return Proposal(community, boundary, target, tolerance, grids, drawn.quality.cv,
-                    drawn.quality.median_polsby_popper, drawn.problems,
-                    {c: g for c, (g, _) in old.items()}, streets)  # fmt: skip
+                    drawn.quality.median_polsby_popper, [named(p) for p in drawn.problems],
+                    {c: g for c, (g, _) in old.items()}, streets, drawn)  # fmt: skip

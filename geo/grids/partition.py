@@ -95,7 +95,8 @@ class Partition:
     """`grids[i]` the building ids of grid i, `boundaries[i]` its WGS-84 polygon; `households[i]`
     its count; `problems` what could not be satisfied (empty when every grid is within the
     tolerance, in one piece and crossing no major street); `estimated` ids whose households
-    were estimated here."""
+    were estimated here; `cells` each building's share of its grid (WGS-84: micro-grids are
+    drawn from them) and `neighbours` the buildings whose cells share a border with it."""
 
     grids: list[list[Hashable]]
     boundaries: list[BaseGeometry]
@@ -103,6 +104,9 @@ class Partition:
     quality: Quality
     problems: list[str] = field(default_factory=list)
     estimated: list[Hashable] = field(default_factory=list)
+    cells: dict[Hashable, BaseGeometry] = field(default_factory=dict)
+    building_households: dict[Hashable, int] = field(default_factory=dict)
+    neighbours: dict[Hashable, set[Hashable]] = field(default_factory=dict)
 
 
 class PartitionError(ValueError):
@@ -535,6 +539,9 @@ def partition(
     streets_m = [local.to_m(s) for s in streets if s is not None and not s.is_empty]
     streets_m = [s for s in streets_m if s.intersects(community_m)]
     cells, problems = build_cells(footprints_m, community_m, streets_m)
+    hidden = [v for v, g in enumerate(cells.geoms) if g.is_empty or g.area <= 0]
+    if hidden:
+        raise PartitionError([_under(v, ids, footprints_m) for v in hidden])
 
     clusters = _merge_small(cells, hh, target, tolerance, ids, problems)
     grids_idx: list[list[int]] = []
@@ -568,6 +575,9 @@ def partition(
         ),
         problems=problems,
         estimated=estimated,
+        cells={ids[v]: _clean(local.to_deg(g), 1e-16) for v, g in enumerate(cells.geoms)},
+        neighbours={ids[v]: {ids[u] for u in cells.nbrs[v]} for v in range(len(ids))},
+        building_households=dict(zip(ids, hh, strict=True)),
     )
 
 
@@ -579,6 +589,14 @@ def _clean(geom: BaseGeometry, sliver: float = 1e-6) -> BaseGeometry:
     if len(parts) == 1:
         return parts[0]
     return shapely.MultiPolygon(parts) if parts else geom
+
+
+def _under(v: int, ids: Sequence[Hashable], footprints: Sequence[BaseGeometry]) -> str:
+    """Why building `v` got no cell: others' footprints cover all of it."""
+    inside = footprints[v].representative_point()
+    over = [str(ids[u]) for u, fp in enumerate(footprints) if u != v and fp.covers(inside)]
+    return (f"buildings {ids[v]} and {', '.join(over)} lie on the same ground (imported twice?):"
+            " remove one")  # fmt: skip
 
 
 def _names(ids: Sequence[Hashable], nodes: Sequence[int], most: int = 5) -> str:
