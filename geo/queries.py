@@ -370,28 +370,10 @@ def area_by_code(*, session: Session, code: str, argument: str) -> Row:
     return row
 
 
-# Codes a grid redraw retired or changed (migration 0014). Personal codes' changes are under
-# row-level security: a caller learns only what it covers.
-WHERE_NOW = """
-SELECT CASE WHEN length(:code) = 15 THEN 'retired' ELSE 'retired with grid ' || h.code END
-       || ' on ' || d.day || ' by a grid redraw; its households are now in grid '
-       || array_to_string(h.successors, ', ')
-FROM grid_history h JOIN LATERAL (SELECT (h.retired_at AT TIME ZONE s.timezone)::date AS day
-    FROM subdistrict s WHERE s.code = left(h.code, 9)) d ON true
-WHERE h.code = left(:code, 15) AND length(:code) IN (15, 18)
-UNION ALL
-SELECT 'now ' || c.new_code || ' (changed on ' || d.day || ' by a grid redraw)'
-FROM code_change c JOIN grid_drawing g ON g.id = c.drawing_id
-JOIN LATERAL (SELECT (g.drawn_at AT TIME ZONE s.timezone)::date AS day
-    FROM subdistrict s WHERE s.code = left(g.community_code, 9)) d ON true
-WHERE c.old_code = :code
-LIMIT 1
-"""
-
-
 def where_now(*, session: Session | Connection, code: str) -> str:
-    """': <where it went>' for a code a grid redraw retired or changed, else ''."""
-    said = session.execute(text(WHERE_NOW), {"code": code}).scalar()
+    """': <where it went>' for a code a grid redraw retired or changed, else '' (migration
+    0014's ``code_whereabouts``: personal codes only for callers who cover them)."""
+    said = session.execute(text("SELECT code_whereabouts(:code)"), {"code": code}).scalar()
     return f": {said}" if said else ""
 
 

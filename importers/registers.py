@@ -1103,6 +1103,8 @@ def _areas(cur: Any, read: list[tuple[str, dict[str, Any], list[Issue]]]) -> dic
     out["community"] = dict(cur.fetchall())
     cur.execute("SELECT code, id::text FROM grid WHERE code = ANY(%s)", (grids,))
     out["grid"] = dict(cur.fetchall())
+    cur.execute("SELECT c, code_whereabouts(c) FROM unnest(%s::text[]) AS c", (grids,))
+    out["retired"] = {c: said for c, said in cur.fetchall() if said}
     cur.execute("SELECT code, name FROM unit")
     units = cur.fetchall()
     out["unit"] = {**{name: code for code, name in units}, **{code: code for code, _ in units}}
@@ -1159,7 +1161,9 @@ def _worker_area(
         issues.append((where, "unit", f"only department staff belong to a unit, not a {role}"))
     area = comm or sub
     for code in w["grids"] or ():
-        if code not in areas["grid"]:
+        if code in areas["retired"]:
+            issues.append((where, "grids", f"grid {code}: {areas['retired'][code]}"))
+        elif code not in areas["grid"]:
             issues.append((where, "grids", f"unknown grid code {code}"))
         elif role == "DEPARTMENT":
             issues.append((where, "grids", "department staff have no grids"))

@@ -93,11 +93,32 @@ def test_applying_a_drawing_moves_everything_that_hangs_on_the_codes(
     changed = dict(owner(db, "SELECT old_code, new_code FROM code_change WHERE kind ="
                          " 'household'"))
     assert changed == {codes[h]: now[h] for h in codes}
-    for table in HOUSEHOLD_CODE_TABLES:
+    # (Every table with a household_code but the audit logs carries the recoding trigger.)
+    tables = [t for (t,) in owner(db, HOUSEHOLD_CODE_TABLES)]
+    assert tables == [t for (t,) in owner(
+        db, "SELECT table_name FROM information_schema.columns WHERE column_name ="
+        " 'household_code' AND table_schema = 'public' AND table_name NOT LIKE 'audit%%'"
+        " ORDER BY 1")]  # fmt: skip
+    for table in tables:
         assert owner(db, f"SELECT count(*) FROM {table} WHERE household_code ^@ %s AND"
                      " household_code NOT IN (SELECT code FROM household)", COMMUNITY) == [(0,)]
     assert owner(db, "SELECT count(*) FROM person p JOIN household h ON h.id = p.household_id"
                  " WHERE NOT starts_with(p.code, h.code || '-')") == [(0,)]
+
+    # A write that read a code before the redraw committed (and waited on its locks) lands
+    # with the code now: a visit, and a case in a retired grid.
+    hid = next(iter(codes))
+    owner(db, "INSERT INTO visit (household_id, household_code, worker_id, visited_at, mode,"
+          " night, weekend, idempotency_key) SELECT %s, %s, id, now(), 'DOOR', false, false,"
+          " 'late' FROM worker LIMIT 1", hid, codes[hid])  # fmt: skip
+    assert owner(db, "SELECT household_code FROM visit WHERE idempotency_key = 'late'") == [
+        (now[hid],)]  # fmt: skip
+    owner(db, "INSERT INTO grid_case (number, source, category_code, description, location,"
+          " grid_code, state, reported_at, deadline) SELECT '2026-999999', source,"
+          " category_code, description, location, grid_code, 'REPORTED', now(), now() +"
+          " interval '1 day' FROM grid_case WHERE number = %s", next(iter(closed)))  # fmt: skip
+    assert owner(db, "SELECT count(*) FROM grid_case c JOIN grid g ON g.code = c.grid_code"
+                 " AND ST_Covers(g.geom, c.location) WHERE number = '2026-999999'") == [(1,)]
 
     # The old grids are history, with the grids that took their households.
     history = owner(db, "SELECT code, ST_AsText(geom), successors FROM grid_history")
@@ -143,6 +164,14 @@ def test_applying_a_drawing_moves_everything_that_hangs_on_the_codes(
     counts = result["kinds"]["households"]
     assert counts["read"] == len(codes) and counts["unchanged"] == len(codes), counts
     assert any("grid redraw" in w for w in result["warnings"])
+    # A workers register naming a retired grid is refused with where its households went.
+    workers = tmp_path / "workers.csv"
+    workers.write_text("工号,姓名,角色,社区编码,网格编码\n"
+                       f"JA015-WG-9001,赵网格,网格员,{COMMUNITY},{old_grid}\n", encoding="utf-8")
+    refused = db.gridmap("import", "workers", str(workers))
+    assert refused.returncode != 0, refused.stdout
+    assert f"grid {old_grid}: retired on" in refused.stderr and heir in refused.stderr, \
+        refused.stderr  # fmt: skip
 
     # Drawing the same again changes nothing; another target retires these codes for good.
     again = draw(db, "--target-households", "300")

@@ -35,18 +35,18 @@ from geo.grids.partition import Partition
 
 LOCK_TIMEOUT = "10s"
 
-# Everything a redraw writes. EXCLUSIVE: reads go on, writes wait for the redraw to commit.
+# Everything a redraw writes, with the tables carrying household codes. EXCLUSIVE: reads go on,
+# writes wait for the redraw to commit (and then triggers give them the codes now).
 LOCKED = (
     "grid", "micro_grid", "worker_grid", "building", "household", "person", "walk_entrance",
-    "visit", "demand", "talent", "family_file_history", "job_seeker", "job_match",
-    "job_match_event", "route_plan", "route_stop", "route_skip", "grid_case", "import_row",
+    "route_plan", "grid_case", "import_row",
 )  # fmt: skip
 
-# Tables carrying a household's code as text (row-level security and prefix scans read it).
-HOUSEHOLD_CODE_TABLES = (
-    "visit", "demand", "talent", "family_file_history", "job_seeker", "job_match",
-    "job_match_event", "route_stop", "route_skip",
-)  # fmt: skip
+# Tables carrying a household's code as text: migration 0014 gave each a trigger of this name.
+HOUSEHOLD_CODE_TABLES = """
+SELECT tgrelid::regclass::text FROM pg_trigger
+WHERE tgname = tgrelid::regclass::text || '_follows_household_codes' ORDER BY 1
+"""
 
 CLOSED_CASES = ("CLOSED", "REJECTED")
 
@@ -93,8 +93,10 @@ def apply(
 ) -> tuple[Proposal, Applied]:
     """Draw `community`'s grids and apply the drawing (the caller commits or rolls back)."""
     cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+    cur.execute(HOUSEHOLD_CODE_TABLES)
+    code_tables = [t for (t,) in cur.fetchall()]
     try:
-        cur.execute(f"LOCK TABLE {', '.join(LOCKED)} IN EXCLUSIVE MODE")
+        cur.execute(f"LOCK TABLE {', '.join((*LOCKED, *code_tables))} IN EXCLUSIVE MODE")
     except psycopg2.errors.LockNotAvailable:
         raise Conflict("--community", f"the data of {community} is being written (a long "
                        "import or another redraw?): try again in a minute") from None  # fmt: skip
@@ -160,7 +162,7 @@ def apply(
         done.micro_grids += len(groups)
     retired = sorted(set(old_grids) - set(done.kept))
     done.retired = retired
-    _recode(cur, renames, done)
+    _recode(cur, renames, code_tables, done)
     _retire(cur, retired, old_grids, successors, done)
     _reassign_open_cases(cur, retired, community_id, done)
     cur.execute(
@@ -251,12 +253,14 @@ UNION ALL SELECT 'person', old, new, %(drawing)s::uuid FROM recode_person WHERE 
 """
 
 
-def _recode(cur: Any, renames: list[tuple[str, str, str]], done: Applied) -> None:
+def _recode(
+    cur: Any, renames: list[tuple[str, str, str]], code_tables: list[str], done: Applied
+) -> None:
     if not renames:
         return
     execute_values(cur, RECODE, renames, template="(%s, %s, %s)", page_size=len(renames))
     cur.execute(RECODE_REST, {"drawing": done.drawing})
-    for table in HOUSEHOLD_CODE_TABLES:
+    for table in code_tables:
         cur.execute(f"UPDATE {table} t SET household_code = r.new FROM recode_household r"
                     " WHERE t.household_code = r.old")  # fmt: skip
     cur.execute(
@@ -317,19 +321,9 @@ def _retire(
 
 
 REASSIGN_OPEN_CASES = """
-WITH moved AS (
-    SELECT c.id, g.code AS grid_code,
-           (SELECT mg.code FROM micro_grid mg
-            WHERE mg.grid_id = g.id AND ST_Covers(mg.geom, c.location)
-            ORDER BY mg.code LIMIT 1) AS micro_grid_code
-    FROM grid_case c
-    CROSS JOIN LATERAL (
-        SELECT g.id, g.code FROM grid g WHERE g.community_id = %(community)s
-        ORDER BY g.geom <-> c.location, g.code LIMIT 1) g
-    WHERE c.grid_code = ANY(%(retired)s) AND c.state <> ALL(%(closed)s)
-)
-UPDATE grid_case c SET grid_code = m.grid_code, micro_grid_code = m.micro_grid_code
-FROM moved m WHERE c.id = m.id
+UPDATE grid_case c SET (grid_code, micro_grid_code) =
+    (SELECT * FROM gridmap_grid_at(c.location, %(community)s::uuid))
+WHERE c.grid_code = ANY(%(retired)s) AND c.state <> ALL(%(closed)s)
 """
 
 

@@ -18,7 +18,8 @@ they were written with: they record what was seen then.
   boundaries and the codes of the grids that took their buildings. Retired codes are never
   used again (``geo/grids/codes.py`` skips them);
 - ``code_change``: old code → new code of every building, household and person a drawing moved,
-  so files and people that still use an old code can be told its new one.
+  so files and people that still use an old code can be told its new one
+  (``code_whereabouts(code)``: a sentence for error messages).
 
 ``gridmap_append_only`` lets the tables' owner rename codes in an append-only table during a
 redraw (``SET LOCAL gridmap.recode = 'on'``); nobody else may update or delete its rows.
@@ -109,6 +110,84 @@ ALTER TABLE code_change ENABLE ROW LEVEL SECURITY;
 CREATE POLICY code_change_in_callers_areas ON code_change FOR SELECT
     USING (kind = 'building' OR gridmap_covers(old_code) OR gridmap_covers(new_code));
 
+-- The code now of a building, household or person, following every redraw since `code`.
+CREATE FUNCTION gridmap_code_now(kind text, code text) RETURNS text
+LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
+    WITH RECURSIVE chain(code, n) AS (
+        SELECT $2 COLLATE "C", 0
+        UNION ALL
+        SELECT c.new_code, chain.n + 1 FROM chain
+        JOIN code_change c ON c.kind = $1 AND c.old_code = chain.code
+        WHERE chain.n < 1000)
+    SELECT code FROM chain ORDER BY n DESC LIMIT 1
+$$;
+
+-- The grid and micro-grid a point lies in, among a community's grids now (the nearest grid for a
+-- point outside them all): where an open case goes when its grid is retired.
+CREATE FUNCTION gridmap_grid_at(location geometry, community uuid,
+                                OUT grid_code text, OUT micro_grid_code text)
+LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
+    SELECT g.code, (SELECT mg.code FROM micro_grid mg
+                    WHERE mg.grid_id = g.id AND ST_Covers(mg.geom, $1)
+                    ORDER BY mg.code LIMIT 1)
+    FROM grid g WHERE g.community_id = $2
+    ORDER BY g.geom <-> $1, g.code LIMIT 1
+$$;
+
+-- A row written with a code a redraw has just changed (the writer read it before the redraw
+-- committed, and waited on its locks to write) gets the code now: statement-level, so a bulk
+-- load pays one check.
+CREATE FUNCTION gridmap_follow_household_codes() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    stale text[];
+    was text := coalesce(current_setting('gridmap.recode', true), '');
+BEGIN
+    SELECT array_agg(DISTINCT n.household_code) INTO stale FROM new_rows n
+    WHERE EXISTS (SELECT 1 FROM code_change c
+                  WHERE c.kind = 'household' AND c.old_code = n.household_code);
+    IF stale IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('gridmap.recode', 'on', true);
+    EXECUTE format('UPDATE %I SET household_code = gridmap_code_now(''household'','
+                   ' household_code) WHERE household_code = ANY($1)', TG_TABLE_NAME) USING stale;
+    PERFORM set_config('gridmap.recode', was, true);
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION gridmap_follow_grid_codes() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    UPDATE grid_case c SET (grid_code, micro_grid_code) =
+        (SELECT * FROM gridmap_grid_at(c.location, h.community_id))
+    FROM new_rows n JOIN grid_history h ON h.code = n.grid_code
+    WHERE c.id = n.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER grid_case_follows_grid_codes AFTER INSERT ON grid_case
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION gridmap_follow_grid_codes();
+
+-- Where a code that names nothing now went, for error messages; null if it never existed.
+-- Not SECURITY DEFINER: row-level security on code_change applies to the caller.
+CREATE FUNCTION code_whereabouts(text) RETURNS text
+LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
+    SELECT CASE WHEN length($1) = 15 THEN 'retired' ELSE 'retired with grid ' || h.code END
+           || ' on ' || (h.retired_at AT TIME ZONE s.timezone)::date
+           || ' by a grid redraw; its households are now in grid '
+           || array_to_string(h.successors, ', ')
+    FROM grid_history h JOIN subdistrict s ON s.code = left(h.code, 9)
+    WHERE h.code = left($1, 15) AND length($1) IN (15, 18)
+    UNION ALL
+    SELECT 'now ' || c.new_code || ' (changed on '
+           || (g.drawn_at AT TIME ZONE s.timezone)::date || ' by a grid redraw)'
+    FROM code_change c JOIN grid_drawing g ON g.id = c.drawing_id
+    JOIN subdistrict s ON s.code = left(g.community_code, 9)
+    WHERE c.old_code = $1
+    LIMIT 1
+$$;
+
 DO $$ BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'gridmap_app') THEN
         REVOKE INSERT, UPDATE, DELETE, TRUNCATE
@@ -118,11 +197,30 @@ END $$;
 """
 
 
+# The tables that carry a household's code as text (geo/grids/apply.py recodes them too).
+HOUSEHOLD_CODE_TABLES = (
+    "visit", "demand", "talent", "family_file_history", "job_seeker", "job_match",
+    "job_match_event", "route_stop", "route_skip",
+)  # fmt: skip
+
+
 def upgrade() -> None:
     op.execute(APPEND_ONLY)
     op.execute(UPGRADE)
+    for table in HOUSEHOLD_CODE_TABLES:
+        op.execute(
+            f"CREATE TRIGGER {table}_follows_household_codes AFTER INSERT ON {table}"
+            " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"
+            " EXECUTE FUNCTION gridmap_follow_household_codes()"
+        )
 
 
 def downgrade() -> None:
+    for table in HOUSEHOLD_CODE_TABLES:
+        op.execute(f"DROP TRIGGER {table}_follows_household_codes ON {table}")
+    op.execute("DROP TRIGGER grid_case_follows_grid_codes ON grid_case")
+    op.execute("DROP FUNCTION gridmap_follow_household_codes(), gridmap_follow_grid_codes(),"
+               " gridmap_grid_at(geometry, uuid), gridmap_code_now(text, text)")
+    op.execute("DROP FUNCTION code_whereabouts(text)")
     op.execute("DROP TABLE code_change, micro_grid_history, grid_history, grid_drawing")
     op.execute(APPEND_ONLY_0006)
