@@ -346,7 +346,7 @@ class _Row:
         self.issues.append((self.where, name, message))
 
     def follow(self, code: str | None) -> str | None:
-        """A code of this row's building's old code (a household's, a member's) as it is now."""
+        """`code` (a household's or a member's, written under the building's old code) as now."""
         if code is None or self.renamed is None or not code.startswith(self.renamed[0]):
             return code
         return self.renamed[1] + code[len(self.renamed[0]) :]
@@ -526,9 +526,11 @@ def _file_digest(h: _Household, vault: Vault) -> str:
     return vault.digest(_digest(payload)).hex()
 
 
-# Building codes a grid redraw changed (migration 0014), and what they are now.
+# Building codes a grid redraw changed (migration 0014), what they are now (after every later
+# redraw too) and the day of the first change.
 RENAMED = """
-SELECT c.old_code, c.new_code, (d.drawn_at AT TIME ZONE s.timezone)::date
+SELECT c.old_code, gridmap_code_now('building', c.old_code),
+       (d.drawn_at AT TIME ZONE s.timezone)::date
 FROM code_change c JOIN grid_drawing d ON d.id = c.drawing_id
 JOIN community m ON m.id = d.community_id JOIN subdistrict s ON s.id = m.subdistrict_id
 WHERE c.kind = 'building' AND c.old_code = ANY(%s)

@@ -131,6 +131,7 @@ def propose(cur: Any, community: str, target: int, tolerance: float) -> Proposal
     def named(problem: str) -> str:
         """A problem naming buildings by code, as people know them, not by id."""
         return UUID.sub(lambda m: code_of.get(m[0], m[0]), problem)
+
     cur.execute(STREETS, args)
     streets = [shapely.from_wkb(bytes(g)) for (g,) in cur.fetchall()]
     cur.execute(OLD_GRIDS, args)
