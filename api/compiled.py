@@ -21,12 +21,14 @@ to the audit log before the answer is returned.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
+import psycopg2
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -43,7 +45,7 @@ from graphql import (
     validate,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from api.limits import CACHED_QUERY_CHARS, parse_document
@@ -599,25 +601,72 @@ def run(engine: Engine, compiled: Compiled, caller: Caller) -> str | None:
     None when a root field found nothing. ``engine`` is in autocommit mode: the caller's scope
     and the query go as one message, which PostgreSQL runs as one transaction; the audit entry
     of what it read follows. A read whose pooled connection turns out to be gone (a database
-    restart) is tried once more on a new one."""
+    restart), or lost its prepared statements, is tried once more."""
     scope, scope_params = scope_sql(caller.settings())
-    statement = PARAM.sub(r"%(\1)s", scope) + "; " + compiled.sql
     params = {**scope_params, **compiled.params}
     for attempt in (1, 2):
         with engine.connect() as connection:
             try:
+                statement = PARAM.sub(r"%(\1)s", scope) + "; " + prepared(connection, compiled.sql)
                 data, found = connection.exec_driver_sql(statement, params).one()
+                if not found:
+                    return None
+                data, marks = strip_marks(data)
+                if marks:
+                    sql, values = reads_sql(caller, _reads(compiled, marks))
+                    connection.exec_driver_sql(prepared(connection, sql), values)
+                return data
             except DBAPIError as exc:
-                if attempt == 1 and exc.connection_invalidated:
+                gone = isinstance(exc.orig, psycopg2.errors.InvalidSqlStatementName)
+                if gone:
+                    connection.connection.info.pop(PREPARED, None)
+                if attempt == 1 and (exc.connection_invalidated or gone):
                     continue
                 raise
-            if not found:
-                return None
-            data, marks = strip_marks(data)
-            if marks:
-                connection.exec_driver_sql(*reads_sql(caller, _reads(compiled, marks)))
-            return data
     raise AssertionError("unreachable")
+
+
+# Statements are prepared on each pooled connection the first time they run there: parsing a
+# compiled statement of a few kilobytes and rewriting it under row-level security cost more
+# than planning it. At most PREPARED_PER_CONNECTION, the least recently used deallocated.
+PREPARED = "gridmap_prepared"
+PREPARED_PER_CONNECTION = 200
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def prepared(connection: Connection, sql: str) -> str:
+    """``sql`` (psycopg2 ``%(name)s`` parameters, the same values) as an EXECUTE of the statement
+    prepared on this pooled connection, or ``sql`` itself where PostgreSQL cannot prepare it (a
+    parameter's type it cannot tell)."""
+    info = connection.connection.info  # lives as long as the database connection
+    cache: OrderedDict[str, tuple[str, list[str]] | None] = info.setdefault(PREPARED, OrderedDict())
+    if sql not in cache:
+        names: list[str] = []
+
+        def number(m: re.Match[str]) -> str:
+            if m[1] not in names:
+                names.append(m[1])
+            return f"${names.index(m[1]) + 1}"
+
+        name = f"gridmap_{info.setdefault('prepared_count', 0)}"
+        info["prepared_count"] += 1
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(f"PREPARE {name} AS {PLACEHOLDER.sub(number, sql).replace('%%', '%')}")
+            cache[sql] = (name, names)
+        except psycopg2.errors.IndeterminateDatatype:
+            cache[sql] = None
+        if len(cache) > PREPARED_PER_CONNECTION:
+            evicted = cache.popitem(last=False)[1]
+            if evicted is not None:
+                cursor.execute(f"DEALLOCATE {evicted[0]}")
+        cursor.close()
+    cache.move_to_end(sql)
+    entry = cache[sql]
+    if entry is None:
+        return sql
+    name, names = entry
+    return f"EXECUTE {name}({', '.join(f'%({n})s' for n in names)})" if names else f"EXECUTE {name}"
 
 
 def _reads(

@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 import psycopg2
 import pytest
-from conftest import Databases, ScratchDB, demo_tokens
+from conftest import Databases, ScratchDB, demo_tokens, query
 from gq import gql, ok
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -233,9 +233,13 @@ def test_what_does_not_compile_takes_the_general_path(
 
 
 def test_a_page_of_households_with_members_is_one_statement(
-    apps: tuple[TestClient, TestClient], tokens: dict[str, Any], cases: list[tuple[str, Any]]
+    apps: tuple[TestClient, TestClient], tokens: dict[str, Any], cases: list[tuple[str, Any]],
+    db: ScratchDB,
 ) -> None:
     compiled, _ = apps
+    audited = ("SELECT count(*), (SELECT cardinality(household_ids) FROM audit_read"
+               " ORDER BY at DESC LIMIT 1) FROM audit_read")
+    before = query(db.owner_url, audited)[0][0]
     seen: list[str] = []
     engine = compiled.app.state.reader  # type: ignore[attr-defined]
 
@@ -249,9 +253,11 @@ def test_a_page_of_households_with_members_is_one_statement(
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert len(data["households"]["edges"]) == 500
-    # The data in one statement, and the audit entry of the 500 households in another.
+    # The data in one statement, and the audit entry of the 500 households in another (both
+    # run as statements prepared on the connection).
     assert len(seen) == 2, seen
-    assert "INSERT INTO audit_read" in seen[1]
+    assert all(sql.split(" ", 1)[0] in ("SELECT", "EXECUTE") for sql in seen), seen
+    assert query(db.owner_url, audited)[0] == (before + 1, 500)
 
 
 def test_a_failing_statement_leaves_the_answer_to_the_resolvers(
