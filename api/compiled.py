@@ -628,9 +628,10 @@ def run(engine: Engine, compiled: Compiled, caller: Caller) -> str | None:
 
 # Statements are prepared on each pooled connection the first time they run there: parsing a
 # compiled statement of a few kilobytes and rewriting it under row-level security cost more
-# than planning it. At most PREPARED_PER_CONNECTION, the least recently used deallocated.
+# than planning it. One takes about 200 KB of the backend's memory (the grid tree, with its
+# generic plan): at most PREPARED_PER_CONNECTION, the least recently used deallocated.
 PREPARED = "gridmap_prepared"
-PREPARED_PER_CONNECTION = 200
+PREPARED_PER_CONNECTION = 50
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 

@@ -10,18 +10,21 @@ from typing import Any
 import jwt
 import psycopg2
 import pytest
-from conftest import Databases, ScratchDB, demo_tokens, query
+from conftest import Databases, ScratchDB, demo_tokens
+from conftest import query as sql
 from gq import gql, ok
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from starlette.testclient import TestClient
 
+import api.compiled
 import api.graphql
 from api.app import create_app
-from api.compiled import compile_operation
+from api.compiled import compile_operation, prepared
 from api.schema.relay import decode_cursor
 from geo.access import Caller, Role
+from geo.db import make_engine
 
 ROLES = ["grid_center", "community", "grid_worker", "department", "public"]
 
@@ -239,7 +242,7 @@ def test_a_page_of_households_with_members_is_one_statement(
     compiled, _ = apps
     audited = ("SELECT count(*), (SELECT cardinality(household_ids) FROM audit_read"
                " ORDER BY at DESC LIMIT 1) FROM audit_read")
-    before = query(db.owner_url, audited)[0][0]
+    before = sql(db.owner_url, audited)[0][0]
     seen: list[str] = []
     engine = compiled.app.state.reader  # type: ignore[attr-defined]
 
@@ -257,7 +260,7 @@ def test_a_page_of_households_with_members_is_one_statement(
     # run as statements prepared on the connection).
     assert len(seen) == 2, seen
     assert all(sql.split(" ", 1)[0] in ("SELECT", "EXECUTE") for sql in seen), seen
-    assert query(db.owner_url, audited)[0] == (before + 1, 500)
+    assert sql(db.owner_url, audited)[0] == (before + 1, 500)
 
 
 def test_a_failing_statement_leaves_the_answer_to_the_resolvers(
@@ -274,3 +277,22 @@ def test_a_failing_statement_leaves_the_answer_to_the_resolvers(
 
     monkeypatch.setattr(api.graphql, "run", lost)
     assert ok(compiled, GRID_TREE, **cases[0][1]) == expected
+
+
+def test_statements_are_prepared_per_connection_and_bounded(
+    db: ScratchDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api.compiled, "PREPARED_PER_CONNECTION", 2)
+    engine = make_engine(db.app_url, autocommit=True)
+    try:
+        with engine.connect() as c:
+            for n in range(3):
+                statement = prepared(c, f"SELECT CAST(%(x)s AS int) + {n}, '%%'")
+                assert statement.startswith("EXECUTE ")
+                assert c.exec_driver_sql(statement, {"x": 1}).one() == (1 + n, "%")
+            # The least recently used one was deallocated.
+            assert c.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() == 2
+            # One whose parameter type PostgreSQL cannot tell runs as it is.
+            assert prepared(c, "SELECT %(x)s IS NULL") == "SELECT %(x)s IS NULL"
+    finally:
+        engine.dispose()
