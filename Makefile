@@ -117,9 +117,10 @@ bench: db
 	  $(APT) install -y --no-install-recommends wrk; }
 	$(BIN)/python bench/side_by_side.py $(BENCH_ARGS)
 
-# How cost grows (bench/scaling.py): the side-by-side queries on demo databases of 100,000,
-# 1,000,000 and 5,000,000 households (gridmap_scale_*, kept for the next run), single client.
-# Installs the `bench` extra (matplotlib) when missing. Arguments: BENCH_ARGS='--scales 100000'.
+# How cost grows (bench/scaling.py): the side-by-side queries and the coverage, hotspot and import
+# jobs on demo databases of 100,000, 1,000,000 and 5,000,000 households (gridmap_scale_*, kept for
+# the next run), single client. Installs the `bench` extra (matplotlib) when missing.
+# Arguments: BENCH_ARGS='--scales 100000 --job-runs 5'.
 .PHONY: bench-scaling
 bench-scaling: db
 	@{ $(BIN)/python -c 'import matplotlib' 2>/dev/null && [ -x $(BIN)/py-spy ]; } \

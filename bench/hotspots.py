@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import io
 import statistics
 import sys
@@ -315,11 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     with TestClient(create_app(app_settings)) as client:
         client.headers["Authorization"] = f"Bearer {token}"
         for cell, name in (("HEX", "district, 150 m hexagons"), ("GRID", "district, grids")):
-
-            def sql(cell: str = cell) -> int:
-                with scoped_session(engine, center.settings()) as session:
-                    return len(ch.hotspots(session=session, scope=DISTRICT_CODE, first_day=first,
-                                           last_day=today, cell=cell, hex_m=150).cells)  # fmt: skip
+            sql = functools.partial(count_cells, engine, center, DISTRICT_CODE, cell, first, today)
 
             def http(cell: str = cell) -> int:
                 variables = {"s": DISTRICT_CODE, "f": str(first), "t": str(today), "k": cell}
@@ -329,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                 return len(body["data"]["caseHotspots"]["cells"])
 
             cells = sql()
-            hot = _labels(engine, center, cell, first, today)
+            hot = labels(engine, center, cell, first, today)
             target = HOTSPOTS_TARGET_MS if cell == "HEX" else None
             results[name] = {
                 "cells": cells, "target_ms": target, "hot": hot,
@@ -382,9 +379,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _labels(engine: Any, caller: Caller, cell: str, first: dt.date, last: dt.date) -> str:
+def count_cells(engine: Any, caller: Caller, scope: str, cell: str, first: dt.date,
+                last: dt.date) -> int:  # fmt: skip
+    """The data layer: ``geo.case_hotspots.hotspots`` (150 m hexagons for HEX) in a transaction
+    as ``caller``; the number of cells."""
     with scoped_session(engine, caller.settings()) as session:
-        found = ch.hotspots(session=session, scope=DISTRICT_CODE, first_day=first, last_day=last,
+        return len(ch.hotspots(session=session, scope=scope, first_day=first, last_day=last,
+                               cell=cell, hex_m=150).cells)  # fmt: skip
+
+
+def labels(engine: Any, caller: Caller, cell: str, first: dt.date, last: dt.date,
+           scope: str = DISTRICT_CODE) -> str:  # fmt: skip
+    """What came out: hot and cold cells, and the trends."""
+    with scoped_session(engine, caller.settings()) as session:
+        found = ch.hotspots(session=session, scope=scope, first_day=first, last_day=last,
                             cell=cell, hex_m=150)  # fmt: skip
     confidence: dict[str, int] = {}
     trend: dict[str, int] = {}

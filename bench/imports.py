@@ -103,11 +103,16 @@ RAW_COLUMNS = "fid bigint, key text, name text, levels smallint, geom geometry(G
 # --------------------------------------------------------------------------------------------
 
 
-def micro_grids(db: sbs.Database) -> np.ndarray:
+def micro_grids(db: sbs.Database, scope: str = "") -> np.ndarray:
+    """The micro-grids' outlines (those inside the area ``scope``, if given), in code order."""
     conn = psycopg2.connect(db.owner_dsn)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT ST_AsBinary(geom) FROM micro_grid ORDER BY code")
+            cur.execute(
+                "SELECT ST_AsBinary(geom) FROM micro_grid"
+                " WHERE code >= %(s)s AND code < %(s)s || chr(1114111) ORDER BY code",
+                {"s": scope},
+            )
             return shapely.from_wkb([bytes(g) for (g,) in cur.fetchall()])
     finally:
         conn.close()
