@@ -69,7 +69,18 @@ class RequestDB:
     async def close(self, *, commit: bool = False) -> None:
         session, self._session = self._session, None
         if session is not None:
-            await run_in_threadpool(_finish, session, commit and not self.lost)
+            # Shielded: a request cancelled here (its client gone, the server stopping) still
+            # ends its transaction and gives the connection back, rather than leaving both to
+            # the garbage collector.
+            closing = asyncio.ensure_future(
+                run_in_threadpool(_finish, session, commit and not self.lost)
+            )
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
+            await asyncio.shield(closing)
+
+
+_closing: set[asyncio.Future[None]] = set()  # kept until done: the loop holds tasks weakly
 
 
 def _finish(session: Session, commit: bool) -> None:

@@ -36,8 +36,9 @@ TOO_LARGE = "PAYLOAD_TOO_LARGE"
 @contextmanager
 def database_work(client: TestClient) -> Iterator[list[str]]:
     """What the app asks of the database inside the block: "checkout" for each connection taken
-    from a pool (the auth cache, the compiled reads and the resolvers all take one), and the
-    text of each statement."""
+    from a pool (the auth cache, the compiled reads and the resolvers all take one: no statement
+    without one), and the text of each statement SQLAlchemy runs (compiled reads run theirs on
+    the DB-API connection)."""
     seen: list[str] = []
     state = client.app.state  # type: ignore[attr-defined]
 
@@ -82,7 +83,10 @@ def refusal(client: TestClient, body: Any, status: int, code: str) -> str:
 def test_the_listener_sees_database_work(app_client: TestClient) -> None:
     """The control: an ordinary read does take a connection and send statements."""
     with database_work(app_client) as work:
-        ok(app_client, '{ district(code: "310106") { name } }')
+        ok(app_client, '{ district(code: "310106") { name } }')  # compiled
+    assert "checkout" in work
+    with database_work(app_client) as work:
+        ok(app_client, '{ workers(first: 1) { edges { node { code } } } }')  # the resolvers
     assert "checkout" in work and any("SELECT" in w for w in work[1:])
 
 

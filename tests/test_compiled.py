@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import jwt
@@ -13,7 +14,6 @@ import pytest
 from conftest import Databases, ScratchDB, demo_tokens
 from conftest import query as sql
 from gq import gql, ok
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from starlette.testclient import TestClient
@@ -205,6 +205,23 @@ def test_the_common_reads_compile_for_every_role(
         assert (compiled is None) == general, (role, query[:60])
 
 
+def test_a_kept_statement_is_its_callers_own(
+    cases: list[tuple[str, Any]], tokens: dict[str, Any]
+) -> None:
+    """Statements are kept per caller: asking again gives that caller's statement, never one
+    compiled for a caller who sees more (or less)."""
+    query, variables = next((q, v) for q, v in cases if q is HOUSEHOLD_PAGE)
+    kept = {}
+    for role in ROLES:
+        caller = caller_of(role, tokens)
+        fresh = api.compiled._compile(api.compiled._valid(query), variables, None, caller, 10)
+        first = compile_operation(query, variables, None, caller, 10)
+        again = compile_operation(query, dict(variables), None, replace(caller, remote="x"), 10)
+        assert first == fresh and again is first, role
+        kept[role] = first
+    assert len({(c.sql, str(c.audited)) for c in kept.values() if c is not None}) > 2
+
+
 def caller_of(role: str, tokens: dict[str, Any]) -> Caller:
     if role == "public":
         return Caller(Role.PUBLIC)
@@ -235,9 +252,36 @@ def test_what_does_not_compile_takes_the_general_path(
     assert err["extensions"]["code"] == "NOT_FOUND" and "code" in err["message"]
 
 
+class Recording:
+    """A pooled connection whose cursors write down what they run."""
+
+    def __init__(self, inner: Any, seen: list[str]) -> None:
+        self.inner, self.seen = inner, seen
+
+    @classmethod
+    def of(cls, connect: Any, seen: list[str]) -> Any:
+        return lambda: cls(connect(), seen)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def cursor(self) -> Any:
+        cursor, seen = self.inner.cursor(), self.seen
+
+        class Cursor:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(cursor, name)
+
+            def execute(self, sql: str, params: Any = None) -> None:
+                seen.append(sql)
+                cursor.execute(sql, params)
+
+        return Cursor()
+
+
 def test_a_page_of_households_with_members_is_one_statement(
     apps: tuple[TestClient, TestClient], tokens: dict[str, Any], cases: list[tuple[str, Any]],
-    db: ScratchDB,
+    db: ScratchDB, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     compiled, _ = apps
     audited = ("SELECT count(*), (SELECT cardinality(household_ids) FROM audit_read"
@@ -245,16 +289,9 @@ def test_a_page_of_households_with_members_is_one_statement(
     before = sql(db.owner_url, audited)[0][0]
     seen: list[str] = []
     engine = compiled.app.state.reader  # type: ignore[attr-defined]
-
-    def record(conn: Any, cursor: Any, sql: str, *rest: Any) -> None:
-        seen.append(sql)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        data = ok(authed(compiled, tokens, "grid_center"), HOUSEHOLD_PAGE, scope=cases[0][1]
-                  ["code"][:9])  # fmt: skip
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    monkeypatch.setattr(engine, "raw_connection", Recording.of(engine.raw_connection, seen))
+    data = ok(authed(compiled, tokens, "grid_center"), HOUSEHOLD_PAGE, scope=cases[0][1]
+              ["code"][:9])  # fmt: skip
     assert len(data["households"]["edges"]) == 500
     # The data in one statement, and the audit entry of the 500 households in another (both
     # run as statements prepared on the connection).
@@ -285,14 +322,18 @@ def test_statements_are_prepared_per_connection_and_bounded(
     monkeypatch.setattr(api.compiled, "PREPARED_PER_CONNECTION", 2)
     engine = make_engine(db.app_url, autocommit=True)
     try:
-        with engine.connect() as c:
-            for n in range(3):
-                statement = prepared(c, f"SELECT CAST(%(x)s AS int) + {n}, '%%'")
-                assert statement.startswith("EXECUTE ")
-                assert c.exec_driver_sql(statement, {"x": 1}).one() == (1 + n, "%")
-            # The least recently used one was deallocated.
-            assert c.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() == 2
-            # One whose parameter type PostgreSQL cannot tell runs as it is.
-            assert prepared(c, "SELECT %(x)s IS NULL") == "SELECT %(x)s IS NULL"
+        c = engine.raw_connection()
+        cursor = c.cursor()
+        for n in range(3):
+            statement = prepared(c, f"SELECT CAST(%(x)s AS int) + {n}, '%%'")
+            assert statement.startswith("EXECUTE ")
+            cursor.execute(statement, {"x": 1})
+            assert cursor.fetchone() == (1 + n, "%")
+        # The least recently used one was deallocated.
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone() == (2,)
+        # One whose parameter type PostgreSQL cannot tell runs as it is.
+        assert prepared(c, "SELECT %(x)s IS NULL") == "SELECT %(x)s IS NULL"
+        c.close()
     finally:
         engine.dispose()

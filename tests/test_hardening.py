@@ -27,7 +27,8 @@ PROD_KEY = "5e1f" * 16
 
 @contextmanager
 def statements(client: TestClient) -> Iterator[list[str]]:
-    """The SQL the app runs inside the block."""
+    """The SQL the app runs through SQLAlchemy inside the block, and "checkout" for each
+    connection it takes from a pool (compiled reads run their SQL on the DB-API connection)."""
     seen: list[str] = []
     state = client.app.state  # type: ignore[attr-defined]
     engines = (state.engine, state.reader)
@@ -35,13 +36,18 @@ def statements(client: TestClient) -> Iterator[list[str]]:
     def record(conn: Any, cursor: Any, sql: str, *rest: Any) -> None:
         seen.append(sql)
 
+    def checkout(*_: Any) -> None:
+        seen.append("checkout")
+
     for engine in engines:
         event.listen(engine, "before_cursor_execute", record)
+        event.listen(engine.pool, "checkout", checkout)
     try:
         yield seen
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", record)
+            event.remove(engine.pool, "checkout", checkout)
 
 
 def nested(levels: int) -> str:
