@@ -15,7 +15,7 @@ def test_a_cancelled_close_still_gives_the_connection_back(demo_db: ScratchDB) -
     engine = create_engine(demo_db.app_url, pool_size=1, max_overflow=0)
 
     async def cancelled_while_closing() -> None:
-        db = RequestDB(engine, scope={"role": "PUBLIC"})
+        db = RequestDB(engine, scope={"role": "public"})
         assert await db.run(lambda session: session.execute(text("SELECT 1")).scalar()) == 1
         assert engine.pool.checkedout() == 1
         closing = asyncio.create_task(db.close())
