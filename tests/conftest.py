@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import psycopg2
 import pytest
 from shapely import geos_version_string
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
@@ -200,3 +201,29 @@ def client(app_client: TestClient, tokens: dict[str, dict[str, str]]) -> TestCli
     """The grid center of the demo subdistrict: sees every household (phones and ID numbers
     masked)."""
     return as_role(app_client, tokens, "grid_center")
+
+
+@contextmanager
+def database_work(client: TestClient) -> Iterator[list[str]]:
+    """What the app asks of the database inside the block: "checkout" for each connection taken
+    from a pool (the auth cache, the compiled reads and the resolvers all take one: no statement
+    without one), and the text of each statement SQLAlchemy runs (compiled reads run theirs on
+    the DB-API connection)."""
+    seen: list[str] = []
+    state = client.app.state  # type: ignore[attr-defined]
+
+    def checkout(*_: Any) -> None:
+        seen.append("checkout")
+
+    def statement(conn: Any, cursor: Any, sql: str, *_: Any) -> None:
+        seen.append(sql)
+
+    for engine in (state.engine, state.reader):
+        event.listen(engine.pool, "checkout", checkout)
+        event.listen(engine, "before_cursor_execute", statement)
+    try:
+        yield seen
+    finally:
+        for engine in (state.engine, state.reader):
+            event.remove(engine.pool, "checkout", checkout)
+            event.remove(engine, "before_cursor_execute", statement)

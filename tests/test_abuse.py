@@ -9,14 +9,11 @@ every connection taken from a pool and every statement sent while the request is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import as_role
+from conftest import as_role, database_work
 from gq import ok
-from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from api.limits import (
@@ -31,32 +28,6 @@ from api.limits import (
 
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 TOO_LARGE = "PAYLOAD_TOO_LARGE"
-
-
-@contextmanager
-def database_work(client: TestClient) -> Iterator[list[str]]:
-    """What the app asks of the database inside the block: "checkout" for each connection taken
-    from a pool (the auth cache, the compiled reads and the resolvers all take one: no statement
-    without one), and the text of each statement SQLAlchemy runs (compiled reads run theirs on
-    the DB-API connection)."""
-    seen: list[str] = []
-    state = client.app.state  # type: ignore[attr-defined]
-
-    def checkout(*_: Any) -> None:
-        seen.append("checkout")
-
-    def statement(conn: Any, cursor: Any, sql: str, *_: Any) -> None:
-        seen.append(sql)
-
-    for engine in (state.engine, state.reader):
-        event.listen(engine.pool, "checkout", checkout)
-        event.listen(engine, "before_cursor_execute", statement)
-    try:
-        yield seen
-    finally:
-        for engine in (state.engine, state.reader):
-            event.remove(engine.pool, "checkout", checkout)
-            event.remove(engine, "before_cursor_execute", statement)
 
 
 def post(client: TestClient, body: Any) -> Any:

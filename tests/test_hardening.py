@@ -7,13 +7,13 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from conftest import database_work
 from gq import error, gql, ok
 from graphql import get_introspection_query
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine
 from starlette.testclient import TestClient
 
 from api.app import create_app
@@ -23,31 +23,6 @@ from api.settings import Settings
 from geo.workers import revoke_tokens, worker_by_code
 
 PROD_KEY = "5e1f" * 16
-
-
-@contextmanager
-def statements(client: TestClient) -> Iterator[list[str]]:
-    """The SQL the app runs through SQLAlchemy inside the block, and "checkout" for each
-    connection it takes from a pool (compiled reads run their SQL on the DB-API connection)."""
-    seen: list[str] = []
-    state = client.app.state  # type: ignore[attr-defined]
-    engines = (state.engine, state.reader)
-
-    def record(conn: Any, cursor: Any, sql: str, *rest: Any) -> None:
-        seen.append(sql)
-
-    def checkout(*_: Any) -> None:
-        seen.append("checkout")
-
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
-        event.listen(engine.pool, "checkout", checkout)
-    try:
-        yield seen
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
-            event.remove(engine.pool, "checkout", checkout)
 
 
 def nested(levels: int) -> str:
@@ -71,7 +46,7 @@ def refused(client: TestClient, query: str, status: int = 400, **variables: Any)
 
 
 def test_depth_over_20_is_refused_before_any_sql(app_client: TestClient) -> None:
-    with statements(app_client) as sql:
+    with database_work(app_client) as sql:
         ok(app_client, "{ grids(first: 500) { totalCount } }")
         assert sql, "the listener sees the app's SQL"
         sql.clear()
@@ -96,7 +71,7 @@ def test_a_full_page_three_levels_deep_is_served(client: TestClient) -> None:
 def test_pages_nested_in_pages_are_refused_before_any_sql(app_client: TestClient) -> None:
     query = """{ grids(first: 500) { edges { node { microGrids(first: 500) { edges { node {
                  buildings(first: 500) { totalCount } } } } } } } }"""
-    with statements(app_client) as sql:
+    with database_work(app_client) as sql:
         err = refused(app_client, query)
         assert sql == []
     assert err["extensions"] == {"code": "QUERY_TOO_COMPLEX"}
@@ -113,7 +88,7 @@ def test_many_aliases_or_fields_are_refused_cheaply(app_client: TestClient) -> N
     aliases = "{ " + " ".join(f"a{i}: __typename" for i in range(1000)) + " }"
     # One fragment spread 1001 times: the same field 1001 times, where the fragment is spread.
     fields = "{ grids { " + "...F " * 1001 + "} } fragment F on GridConnection { totalCount }"
-    with statements(app_client) as sql:
+    with database_work(app_client) as sql:
         assert "200 aliases" in refused(app_client, aliases)["message"]
         assert "1000 fields" in refused(app_client, fields)["message"]
         assert sql == []
@@ -166,7 +141,7 @@ def test_batches_are_answered_in_order_up_to_ten(app_client: TestClient) -> None
         {"data": {"district": {"name": "静安区"}}},
         {"data": {"subdistrict": {"code": "310106015"}}},
     ]
-    with statements(app_client) as sql:
+    with database_work(app_client) as sql:
         too_many = app_client.post("/graphql", json=ops * 5 + ops[:1])
         assert sql == []  # none of them ran
     assert too_many.status_code == 400 and code_of(too_many.json()) == "BAD_REQUEST"
@@ -295,7 +270,7 @@ def test_a_nul_character_is_refused_before_any_sql(app_client: TestClient) -> No
     public: a worker's token may read the worker's row (cached for 5 s), which is not the
     operation's SQL."""
     client = app_client
-    with statements(client) as sql:
+    with database_work(client) as sql:
         for query, variables in (
             ('{ building(code: "31\\u0000") { name } }', {}),
             ('{ grid(code: "\\u0000/") { code } }', {}),
