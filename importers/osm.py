@@ -373,7 +373,11 @@ class _Reader:
             with osmium.io.Reader(source, osmium.osm.RELATION, thread_pool=pool) as first:
                 osmium.apply(first, _Candidates(self.kinds, self.relations),
                              manager.first_pass_handler())  # fmt: skip
-            areas = osmium.BufferIterator(osmium.filter.KeyFilter(*AREA_KEYS))
+            # pyosmium's iterators and handler chains hold raw pointers to their handlers:
+            # every one must stay referenced here for the whole read (a temporary filter
+            # was freed at once and read afterwards: an intermittent segfault).
+            area_keys = osmium.filter.KeyFilter(*AREA_KEYS)
+            areas = osmium.BufferIterator(area_keys)
             handlers.append(manager.second_pass_to_buffer(areas))
         if "merchants" in self.kinds:
             nodes = osmium.filter.KeyFilter(*MERCHANT_KEYS)
