@@ -4,6 +4,7 @@ by the tests that only read, and a fresh copy for each test that writes."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import subprocess
 import sys
@@ -32,6 +33,13 @@ from geo.workers import worker_by_code
 
 def pytest_report_header() -> str:
     return f"GEOS {geos_version_string}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """A crash in native code prints the crashing thread alone: CI keeps only the head and tail
+    of a long output, and with every thread dumped the one that crashed fell in between."""
+    faulthandler.enable(file=os.dup(sys.stderr.fileno()), all_threads=False)  # as pytest's own
 
 
 @dataclass(frozen=True)
